@@ -1,0 +1,34 @@
+"""batchhub: JupyterHub servers as batch jobs on any HPC scheduler."""
+
+from .hookspecs import hookimpl
+from .jobs import (
+    BatchhubError,
+    CancelOutcome,
+    Command,
+    CommandResult,
+    ConfigError,
+    JobSpec,
+    JobState,
+    Observation,
+    QueryError,
+    ResourceRequest,
+    SubmitError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchhubError",
+    "CancelOutcome",
+    "Command",
+    "CommandResult",
+    "ConfigError",
+    "JobSpec",
+    "JobState",
+    "Observation",
+    "QueryError",
+    "ResourceRequest",
+    "SubmitError",
+    "hookimpl",
+    "__version__",
+]

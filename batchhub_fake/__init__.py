@@ -1,0 +1,1 @@
+"""batchhub_fake: a batchhub scheduler backend plugin."""

@@ -1,0 +1,1 @@
+"""batchhub_sge: a batchhub scheduler backend plugin."""

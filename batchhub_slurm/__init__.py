@@ -1,0 +1,1 @@
+"""batchhub_slurm: a batchhub scheduler backend plugin."""
