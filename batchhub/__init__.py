@@ -29,6 +29,6 @@ __all__ = [
     "QueryError",
     "ResourceRequest",
     "SubmitError",
-    "hookimpl",
     "__version__",
+    "hookimpl",
 ]
