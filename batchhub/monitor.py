@@ -1,0 +1,278 @@
+"""The shared job monitor: one per backend per hub.
+
+N users waiting on N jobs cost the scheduler ONE status query per interval,
+not N: the monitor tracks every live job id, asks about all of them in one
+batched command (chunked only where the backend declares a limit), keeps
+the answers in a cache that ``poll()`` reads, and calls back the spawners
+whose jobs changed.
+
+Rules that keep servers and jobs safe:
+
+- A failed or timed-out query changes nothing: every job keeps its last
+  known state, and the next tick backs off.
+- A job missing from a successful answer is LOST only after
+  ``lost_after`` consecutive successful answers without it (schedulers
+  drop finished jobs from their listings; a query during a restart may
+  come back empty). Where the backend has accounting, the monitor asks it
+  how the job ended first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from .backend import Backend
+from .jobs import Command, CommandResult, JobState, Observation, QueryError
+
+log = logging.getLogger("batchhub.monitor")
+
+Listener = Callable[[Observation], None]
+
+
+class Runner(Protocol):
+    """What the monitor needs of a runner (``CommandRunner``, or the fake's)."""
+
+    async def run(self, command: Command) -> CommandResult: ...
+
+
+@dataclass
+class Tracked:
+    owner: str
+    listener: Listener | None = None
+    starting: bool = True  # someone is waiting for it: poll fast, fetch reasons
+    observation: Observation | None = None
+    queried: bool = False  # at least one query (good or bad) ran since tracking began
+    missing: int = 0  # consecutive successful answers that lacked it
+    reason_fetched_for: str = field(default="")  # native state whose reason is known
+
+
+class JobMonitor:
+    """Tracks live jobs of one backend with batched status queries."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        runner: Runner,
+        *,
+        interval: float = 30.0,
+        fast_interval: float = 2.0,
+        jitter: float = 0.1,
+        lost_after: int = 3,
+        max_backoff: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.backend = backend
+        self.runner = runner
+        self.interval = interval
+        self.fast_interval = fast_interval
+        self.jitter = jitter
+        self.lost_after = lost_after
+        self.max_backoff = max_backoff
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.jobs: dict[str, Tracked] = {}
+        self.failures = 0  # consecutive failed queries
+        self.last_error = ""
+        self.stats: Counter[str] = Counter()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._poke = asyncio.Event()
+
+    # --- tracking ------------------------------------------------------
+    def track(self, job_id: str, owner: str, listener: Listener | None = None, starting: bool = True) -> None:
+        """Watch ``job_id`` until ``untrack``. ``listener`` is called with
+        each new observation of it."""
+        entry = self.jobs.get(job_id)
+        if entry is None:
+            self.jobs[job_id] = Tracked(owner, listener, starting)
+        else:
+            entry.listener, entry.starting = listener, starting
+        self.poke()
+
+    def untrack(self, job_id: str) -> None:
+        self.jobs.pop(job_id, None)
+
+    def set_starting(self, job_id: str, starting: bool) -> None:
+        if job_id in self.jobs:
+            self.jobs[job_id].starting = starting
+
+    def observation(self, job_id: str) -> Observation | None:
+        entry = self.jobs.get(job_id)
+        return entry.observation if entry else None
+
+    def poke(self) -> None:
+        """Ask for a query soon (a job was submitted or reported its port)."""
+        self._poke.set()
+
+    # --- one tick -------------------------------------------------------
+    async def refresh(self) -> None:
+        """Run a tick now, or join the one in flight; concurrent callers
+        share one query."""
+        if self._tick_task is None or self._tick_task.done():
+            self._tick_task = asyncio.ensure_future(self.tick())
+        await asyncio.shield(self._tick_task)
+
+    async def settled(self, job_id: str) -> None:
+        """Return once ``job_id`` has been covered by a query since it was
+        tracked: after a hub restart, poll() waits for this so it answers
+        from the scheduler, not from nothing."""
+        for _ in range(3):
+            entry = self.jobs.get(job_id)
+            if entry is None or entry.queried:
+                return
+            await self.refresh()
+
+    async def tick(self) -> None:
+        """One round: one status command per chunk of tracked ids (one in
+        all unless the backend caps ids per command), then reasons for
+        waiting jobs and accounting for vanished ones."""
+        ids = list(self.jobs)
+        if not ids:
+            return
+        size = self.backend.max_ids_per_query or len(ids)
+        for start in range(0, len(ids), size):
+            await self._query_chunk(ids[start : start + size])
+
+    async def _query_chunk(self, ids: Sequence[str]) -> None:
+        self.stats["status_queries"] += 1
+        result = await self.runner.run(self.backend.status_command(ids))
+        try:
+            if result.timed_out:
+                raise QueryError(result.describe())
+            answer = self.backend.parse_status(result, ids)
+        except QueryError as exc:
+            self._failed(ids, str(exc))
+            return
+        self.failures, self.last_error = 0, ""
+        vanished = [job_id for job_id in ids if job_id not in answer and job_id in self.jobs]
+        if vanished:
+            answer.update(await self._history(vanished))
+        for job_id in ids:
+            entry = self.jobs.get(job_id)
+            if entry is None:
+                continue  # untracked while the query ran
+            entry.queried = True
+            obs = answer.get(job_id)
+            if obs is None:
+                entry.missing += 1
+                if entry.missing < self.lost_after:
+                    continue
+                obs = Observation(job_id, JobState.LOST, "", "the scheduler no longer lists the job")
+            else:
+                entry.missing = 0
+            self._update(job_id, entry, obs)
+        await self._fetch_reasons(ids)
+
+    def _failed(self, ids: Sequence[str], message: str) -> None:
+        self.failures += 1
+        self.last_error = message
+        self.stats["failed_queries"] += 1
+        for job_id in ids:
+            if job_id in self.jobs:
+                self.jobs[job_id].queried = True
+        log.warning("status query for %d job(s) failed (%d in a row): %s", len(ids), self.failures, message)
+
+    def _update(self, job_id: str, entry: Tracked, obs: Observation) -> None:
+        old = entry.observation
+        if old is not None and (old.state.terminal or obs.state < old.state):
+            return  # never move a job backwards, never revive a finished one
+        if obs.reason == "" and old is not None and old.native_state == obs.native_state:
+            obs = replace(obs, reason=old.reason)  # keep a fetched reason while the state holds
+        if obs == old:
+            return
+        entry.observation = obs
+        if entry.listener is not None:
+            try:
+                entry.listener(obs)
+            except Exception:  # a listener's bug must not stop the monitor
+                log.exception("listener for job %s failed", job_id)
+
+    async def _history(self, ids: Sequence[str]) -> dict[str, Observation]:
+        command = self.backend.history_command(ids)
+        if command is None:
+            return {}
+        self.stats["history_queries"] += 1
+        result = await self.runner.run(command)
+        try:
+            found = self.backend.parse_history(result, ids) if result.ok else {}
+        except QueryError:
+            return {}
+        return {job_id: obs for job_id, obs in found.items() if obs.state.terminal}
+
+    async def _fetch_reasons(self, ids: Sequence[str]) -> None:
+        """Reasons only for jobs someone waits on whose state has no known
+        reason yet: one batched command, and none at all most ticks."""
+        wanted = []
+        for job_id in ids:
+            entry = self.jobs.get(job_id)
+            obs = entry.observation if entry else None
+            if entry is None or obs is None or obs.reason or entry.reason_fetched_for == obs.native_state:
+                continue
+            if entry.starting and (obs.state.queued or obs.state is JobState.FAILED):
+                wanted.append(job_id)
+        if not wanted:
+            return
+        command = self.backend.reason_command(wanted)
+        if command is None:
+            return
+        self.stats["reason_queries"] += 1
+        result = await self.runner.run(command)
+        try:
+            reasons = self.backend.parse_reasons(result, wanted) if result.ok else {}
+        except QueryError:
+            return
+        for job_id in wanted:
+            entry = self.jobs.get(job_id)
+            if entry is None or entry.observation is None:
+                continue
+            entry.reason_fetched_for = entry.observation.native_state
+            if reasons.get(job_id):
+                self._update(job_id, entry, replace(entry.observation, reason=reasons[job_id]))
+
+    # --- the loop -------------------------------------------------------
+    def next_delay(self) -> float:
+        """Seconds to the next tick: short while a spawn waits, long
+        otherwise, doubled per consecutive failure, jittered so many hubs
+        do not query in lock-step."""
+        starting = any(entry.starting for entry in self.jobs.values())
+        base = self.fast_interval if starting else self.interval
+        if self.failures:
+            base = min(self.max_backoff, base * 2 ** min(self.failures, 16))
+        return max(0.05, base * (1 + self.rng.uniform(-self.jitter, self.jitter)))
+
+    def start(self) -> None:
+        """Start the background loop (idempotent)."""
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._poke.clear()
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep monitoring whatever one tick did
+                log.exception("monitor tick failed")
+            try:
+                await asyncio.wait_for(self._poke.wait(), self.next_delay())
+                # a poke: give a burst of submissions a moment to collect
+                await asyncio.sleep(min(0.2, self.fast_interval))
+            except asyncio.TimeoutError:
+                pass
