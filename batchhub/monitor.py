@@ -52,6 +52,7 @@ class Tracked:
     queried: bool = False  # at least one query (good or bad) ran since tracking began
     missing: int = 0  # consecutive successful answers that lacked it
     reason_fetched_for: str = field(default="")  # native state whose reason is known
+    cancelling: bool = False  # a cancel was sent: absence means it is gone
 
 
 class JobMonitor:
@@ -104,6 +105,13 @@ class JobMonitor:
     def set_starting(self, job_id: str, starting: bool) -> None:
         if job_id in self.jobs:
             self.jobs[job_id].starting = starting
+
+    def expect_gone(self, job_id: str) -> None:
+        """A cancel was sent for ``job_id``: the first answer without it
+        means cancelled, with no need to wait ``lost_after`` answers."""
+        if job_id in self.jobs:
+            self.jobs[job_id].cancelling = True
+            self.jobs[job_id].starting = True  # watch closely until it is gone
 
     def observation(self, job_id: str) -> Observation | None:
         entry = self.jobs.get(job_id)
@@ -164,9 +172,12 @@ class JobMonitor:
             obs = answer.get(job_id)
             if obs is None:
                 entry.missing += 1
-                if entry.missing < self.lost_after:
+                if entry.cancelling:
+                    obs = Observation(job_id, JobState.CANCELLED, "", "cancelled")
+                elif entry.missing < self.lost_after:
                     continue
-                obs = Observation(job_id, JobState.LOST, "", "the scheduler no longer lists the job")
+                else:
+                    obs = Observation(job_id, JobState.LOST, "", "the scheduler no longer lists the job")
             else:
                 entry.missing = 0
             self._update(job_id, entry, obs)

@@ -1,0 +1,281 @@
+"""One server's job, driven through its lifecycle.
+
+The controller binds a ``Lifecycle`` to the commands that move it: submit,
+cancel and the shared monitor's observations. It knows nothing of
+JupyterHub, so the property tests drive it against the fake scheduler
+exactly as the spawner drives it against a real one.
+
+Each blocking operation has a step form the tests use on a virtual clock
+(``submit``, ``request_stop``, ``outcome``) and a waiting form the spawner
+uses (``wait_ready``, ``stop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .backend import Backend
+from .events import JobEvent
+from .jobs import CancelOutcome, JobSpec, Observation, SubmitError
+from .lifecycle import (
+    CancelDone,
+    Lifecycle,
+    Observed,
+    Phase,
+    PortReported,
+    StartRequested,
+    StopRequested,
+    SubmitFailed,
+    Submitted,
+    TimedOut,
+)
+from .monitor import JobMonitor, Runner
+
+log = logging.getLogger("batchhub.controller")
+
+
+class SpawnFailed(Exception):
+    """The spawn cannot succeed; the message is for the user."""
+
+
+class JobController:
+    """Submits, watches and cancels the job of one user's server."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        runner: Runner,
+        monitor: JobMonitor,
+        *,
+        username: str,
+        server_name: str = "",
+        on_event: Callable[[JobEvent], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.runner = runner
+        self.monitor = monitor
+        self.username = username
+        self.server_name = server_name
+        self.on_event = on_event
+        self.clock = clock
+        self.lifecycle = Lifecycle()
+        self._wake = asyncio.Event()
+        self._submitting: asyncio.Task[str] | None = None
+
+    # --- events ---------------------------------------------------------
+    def _emit(self, kind: str, message: str = "") -> None:
+        if self.on_event is None:
+            return
+        lc = self.lifecycle
+        event = JobEvent(
+            kind=kind,
+            username=self.username,
+            server_name=self.server_name,
+            backend=self.backend.name,
+            job_id=lc.job_id,
+            time=self.clock(),
+            state=lc.job_state.name if lc.job_state else "",
+            message=message or lc.message,
+        )
+        try:
+            self.on_event(event)
+        except Exception:  # observers never break a spawn
+            log.exception("job event observer failed")
+
+    def _changed(self) -> None:
+        self._wake.set()
+
+    def _on_observation(self, obs: Observation) -> None:
+        lc = self.lifecycle
+        before = lc.phase
+        if not lc.apply(Observed(obs)):
+            return
+        self._emit("state")
+        if lc.phase is Phase.READY and before is not Phase.READY:
+            self.monitor.set_starting(obs.job_id, False)
+            self._emit("ready")
+        if lc.phase.finished:
+            # the job reached a terminal state: nothing left to watch or cancel
+            self.monitor.untrack(obs.job_id)
+            self._emit("failed" if lc.phase is Phase.FAILED else "stopped")
+        self._changed()
+
+    def _track(self) -> None:
+        lc = self.lifecycle
+        if lc.job_id is not None and lc.job_live:
+            self.monitor.track(lc.job_id, self.username, self._on_observation, starting=lc.phase.waiting)
+            if lc.phase is Phase.STOPPING:
+                self.monitor.expect_gone(lc.job_id)
+
+    # --- start ----------------------------------------------------------
+    async def submit(self, spec: JobSpec, script: str) -> str:
+        """Submit the job and start tracking it. Raises ``SpawnFailed``
+        with the scheduler's reason when it is refused.
+
+        The submission runs shielded in a task of its own: if the caller is
+        cancelled (a start timeout), the job id still reaches the lifecycle
+        and the monitor, so a job is never submitted and forgotten.
+        """
+        if self.lifecycle.job_live:
+            # a previous job of this server still lives: end it first, never run two
+            await self.request_stop()
+            if self.lifecycle.job_live:
+                raise SpawnFailed(
+                    f"The previous job {self.lifecycle.job_id} of this server could not be "
+                    "cancelled yet. Try again in a minute; if it persists, ask the admins."
+                )
+        self.lifecycle.apply(StartRequested())
+        self._submitting = asyncio.ensure_future(self._submit(spec, script))
+        return await asyncio.shield(self._submitting)
+
+    async def _submit(self, spec: JobSpec, script: str) -> str:
+        lc = self.lifecycle
+        result = await self.runner.run(self.backend.submit_command(spec, script))
+        try:
+            job_id = self.backend.parse_submit(result)
+        except SubmitError as exc:
+            lc.apply(SubmitFailed(str(exc)))
+            self._emit("failed", str(exc))
+            self._changed()
+            raise SpawnFailed(str(exc)) from None
+        lc.apply(Submitted(job_id))
+        self._track()
+        self._emit("submitted")
+        if lc.needs_cancel:  # a stop arrived while the submission was in flight
+            await self._cancel()
+        self._changed()
+        return job_id
+
+    def report_port(self, port: int) -> bool:
+        """The job reported its port. Accepted once, only while waiting."""
+        if not self.lifecycle.awaiting_port:
+            return False
+        self.lifecycle.apply(PortReported(port))
+        if self.lifecycle.phase is Phase.READY:
+            self._emit("ready")
+        elif self.lifecycle.job_id is not None:
+            self.monitor.poke()  # learn the host now rather than next interval
+        self._changed()
+        return True
+
+    def outcome(self) -> tuple[str, int] | None:
+        """``(host, port)`` once ready; ``None`` while still starting.
+        Raises ``SpawnFailed`` when the spawn has failed or was stopped."""
+        lc = self.lifecycle
+        if lc.phase is Phase.READY:
+            assert lc.host is not None and lc.port is not None
+            return lc.host, lc.port
+        if lc.phase.waiting:
+            return None
+        raise SpawnFailed(lc.failure or lc.message or "The server was stopped before it started.")
+
+    def time_out(self, message: str) -> None:
+        """Give up waiting; the job is cancelled by the next ``request_stop``."""
+        if self.lifecycle.apply(TimedOut(message)):
+            self._emit("failed", message)
+            self._changed()
+
+    async def wait_ready(self, timeout: float) -> tuple[str, int]:
+        """Wait until the server is ready, failing promptly when the job
+        ends first, and cancelling it when ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while (ready := self.outcome()) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.time_out(
+                    f"The server did not start within {timeout:g} seconds "
+                    f"({self.lifecycle.message}). The job has been cancelled; try again, "
+                    "perhaps with fewer resources or a less busy queue."
+                )
+                await self.stop()
+                raise SpawnFailed(self.lifecycle.failure)
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+        return ready
+
+    # --- stop -----------------------------------------------------------
+    async def request_stop(self, reason: str = "") -> None:
+        """Ask for the job to end: idempotent, from any phase. Sends at
+        most one cancel; the monitor then sees the job go."""
+        if self._submitting is not None and not self._submitting.done():
+            self.lifecycle.apply(StopRequested(reason))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._submitting)  # its job id must be known to cancel it
+        self.lifecycle.apply(StopRequested(reason))
+        if self.lifecycle.needs_cancel:
+            await self._cancel()
+        if self.lifecycle.phase.finished and self.lifecycle.job_id is not None:
+            self.monitor.untrack(self.lifecycle.job_id)
+        self._changed()
+
+    async def _cancel(self) -> None:
+        lc = self.lifecycle
+        job_id = lc.job_id
+        assert job_id is not None
+        self._track()  # keep watching it until it is gone
+        self.monitor.expect_gone(job_id)
+        result = await self.runner.run(self.backend.cancel_command([job_id], self.username))
+        outcome = self.backend.parse_cancel(result, [job_id]).get(job_id, CancelOutcome.FAILED)
+        if outcome is not CancelOutcome.REQUESTED and outcome is not CancelOutcome.ALREADY_GONE:
+            log.warning("cancel of job %s failed (%s): %s", job_id, outcome.value, result.describe())
+        lc.apply(CancelDone(outcome, "" if result.ok else result.describe()))
+        if lc.phase.finished:
+            self.monitor.untrack(job_id)
+            self._emit("cancelled")
+        else:
+            self.monitor.poke()
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Stop the server and return once its job is gone, or once
+        ``timeout`` passes (the job then stays tracked and is cancelled
+        again before this server's next start)."""
+        await self.request_stop()
+        deadline = time.monotonic() + timeout
+        while self.lifecycle.phase is Phase.STOPPING and time.monotonic() < deadline:
+            if self.lifecycle.needs_cancel and self.lifecycle.message.startswith("Could not cancel"):
+                await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+                await self._cancel()
+                continue
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+        if self.lifecycle.phase is Phase.STOPPING:
+            lc = self.lifecycle
+            log.warning("job %s of %s not gone after %gs; still tracked", lc.job_id, self.username, timeout)
+
+    # --- poll and state -------------------------------------------------
+    async def poll(self) -> int | None:
+        """``None`` while the job may still be running (also when the
+        scheduler cannot be asked), else an exit status. After a hub restart
+        the first poll waits for the monitor's first answer."""
+        lc = self.lifecycle
+        if lc.phase.finished:
+            return self.exit_status()
+        if lc.job_id is not None:
+            self._track()
+            await self.monitor.settled(lc.job_id)
+        return self.exit_status() if lc.phase.finished else None
+
+    def exit_status(self) -> int:
+        lc = self.lifecycle
+        if lc.exit_code is not None:
+            return lc.exit_code
+        return 1 if lc.phase is Phase.FAILED else 0
+
+    def get_state(self) -> dict[str, Any]:
+        return {"backend": self.backend.name, **self.lifecycle.to_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Adopt a saved state (hub restart): a live job is tracked again,
+        never submitted twice."""
+        if not state or state.get("backend", self.backend.name) != self.backend.name:
+            return
+        self.lifecycle = Lifecycle.from_dict(state)
+        self._track()
