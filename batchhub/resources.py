@@ -375,7 +375,7 @@ class ResourceForm(LoggingConfigurable):
             display, description = str(item.get("display_name") or name), str(item.get("description", ""))
             profile = Profile(name, display, description, values)
             try:
-                _resolve(self, values, from_user=False)
+                resolve_values(self, values, from_user=False)
             except OptionsError as e:
                 raise ConfigError(f"ResourceForm.profiles[{name!r}]: {e}") from None
             result.append(profile)
@@ -436,7 +436,7 @@ def _name(form: ResourceForm, field: str, value: object, from_user: bool) -> str
     return text
 
 
-def _resolve(form: ResourceForm, values: Mapping[str, Any], *, from_user: bool) -> ResourceRequest:
+def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: bool) -> ResourceRequest:
     """A request from field values; ``from_user`` enforces the enabled
     fields (profiles written by the admin may set any field)."""
     queue = _name(form, "queue", values.get("queue"), from_user)
@@ -512,8 +512,8 @@ def parse_options(form: ResourceForm, raw: Mapping[str, Any] | None) -> Resource
     values = normalize(raw)
     profile = choose_profile(form, values)
     if profile is not None:
-        return _resolve(form, profile.values, from_user=False)
-    return _resolve(form, values, from_user=True)
+        return resolve_values(form, profile.values, from_user=False)
+    return resolve_values(form, values, from_user=True)
 
 
 def options_from_form(form: ResourceForm, formdata: Mapping[str, Any]) -> dict[str, str | int | float]:
