@@ -67,6 +67,8 @@ class JobController:
         self.lifecycle = Lifecycle()
         self._wake = asyncio.Event()
         self._submitting: asyncio.Task[str] | None = None
+        #: The state came from a previous hub process (``load_state``).
+        self.adopted = False
 
     # --- events ---------------------------------------------------------
     def _emit(self, kind: str, message: str = "") -> None:
@@ -131,6 +133,7 @@ class JobController:
                     "cancelled yet. Try again in a minute; if it persists, ask the admins."
                 )
         self.lifecycle.apply(StartRequested())
+        self.adopted = False
         self._submitting = asyncio.ensure_future(self._submit(spec, script))
         return await asyncio.shield(self._submitting)
 
@@ -278,4 +281,5 @@ class JobController:
         if not state or state.get("backend", self.backend.name) != self.backend.name:
             return
         self.lifecycle = Lifecycle.from_dict(state)
+        self.adopted = True
         self._track()

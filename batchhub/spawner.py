@@ -1,0 +1,380 @@
+"""``BatchSpawner``: JupyterHub's side of batchhub.
+
+It turns a spawn into a batch job and back: validates the user's options,
+builds the ``JobSpec``, lets site plugins adjust it, renders the job
+script, writes the server token to a file only the user can read, submits
+through the job controller and reports progress until the job's launcher
+reports its port. Everything scheduler-specific lives in the backend
+chosen by ``c.BatchSpawner.backend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import re
+from typing import Any
+
+from jupyterhub.spawner import Spawner
+from tornado.web import HTTPError
+from traitlets import Any as AnyTrait
+from traitlets import Float, Int, Unicode, default
+
+from . import form as options_form
+from . import resources, template
+from .backend import Backend
+from .controller import JobController, SpawnFailed
+from .events import JobEvent
+from .jobs import BatchhubError, Command, JobSpec, ResourceRequest, SubmitError
+from .lifecycle import Phase
+from .monitor import JobMonitor
+from .plugins import get_registry
+from .runner import CommandRunner
+
+try:  # JupyterHub >= 6: a clean failure page with the message, no traceback
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub 5
+
+    class SpawnException(HTTPError):  # type: ignore[no-redef]
+        def __init__(self, message: str, *, reason: str = "", status_code: int = 500, **_: Any) -> None:
+            super().__init__(status_code, log_message=message, reason=reason or None)
+            self.jupyterhub_message = message
+
+
+#: Variables from JupyterHub's get_env() that are secrets: they reach the
+#: job only through the private token file, never its environment or script.
+SECRET_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
+
+#: Progress percentages by phase, for the spawn page's bar.
+PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 100}
+
+
+class _Shared:
+    """Per-hub singletons: one runner, and one monitor per backend."""
+
+    runner: CommandRunner | None = None
+    monitors: dict[str, JobMonitor] = {}
+
+
+class BatchSpawner(Spawner):
+    """Starts each server as a batch job through a batchhub backend."""
+
+    backend = Unicode(
+        "fake",
+        help="Name of the scheduler backend: 'sge', 'slurm', 'fake' or one a plugin registers "
+        "(`batchhub backends` lists them). Configure the backend on its own class, e.g. "
+        "c.SGEBackend.pe = 'smp'.",
+    ).tag(config=True)
+
+    job_template = Unicode(
+        "",
+        help="Job-script template (jinja2) replacing the backend's default: a path to a file, "
+        "or the template text itself. Values must go through the `shquote` filter.",
+    ).tag(config=True)
+
+    job_prologue = Unicode(
+        "",
+        help="Shell lines run in the job before the server starts, e.g. 'module load python'. "
+        "Admin text: it is not quoted.",
+    ).tag(config=True)
+
+    job_epilogue = Unicode("", help="Shell lines run in the job after the server exits.").tag(config=True)
+
+    workdir_template = Unicode(
+        "{home}/.batchhub/{server}",
+        help="Private per-server directory (made 0700 by the user before each submission) that holds "
+        "the token file and the job's output and error files. {home} is the user's home directory, "
+        "{username} the user, {server} the server's name ('default' for the default server). "
+        "It must be on a file system the compute nodes share.",
+    ).tag(config=True)
+
+    launcher = Unicode(
+        "batchhub-singleuser",
+        help="The launcher the job runs (found on the node's PATH, or an absolute path). It reads "
+        "the token file, picks a free port, reports it to the hub and runs the single-user server.",
+    ).tag(config=True)
+
+    host_template = Unicode(
+        "{host}",
+        help="How the hub reaches a node the scheduler names, e.g. '{host}.ib.cluster.example.ac.uk' "
+        "for an interconnect name. See also host_resolver.",
+    ).tag(config=True)
+
+    host_resolver = AnyTrait(
+        None,
+        allow_none=True,
+        help="Optional callable (spawner, host) -> address, used instead of host_template.",
+    ).tag(config=True)
+
+    token_delivery = Unicode(
+        "file",
+        help="How the server's API token reaches the job: 'file' (a 0600 file in the private "
+        "directory, read and deleted by the launcher; always safe) or 'env' (in the job's "
+        "environment; refused for backends whose job environments other users can read, such "
+        "as Grid Engine).",
+    ).tag(config=True)
+
+    monitor_interval = Float(
+        30.0, help="Seconds between the shared status queries while no spawn is waiting."
+    ).tag(config=True)
+    monitor_fast_interval = Float(
+        2.0, help="Seconds between status queries while some spawn is waiting for its job."
+    ).tag(config=True)
+    monitor_lost_after = Int(
+        3,
+        help="Consecutive successful status answers without a job before it counts as lost "
+        "(failed queries never count).",
+    ).tag(config=True)
+
+    stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
+        config=True
+    )
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        return "0.0.0.0"  # the server runs on a compute node, not beside the hub
+
+    @default("start_timeout")
+    def _default_start_timeout(self) -> int:
+        return 300  # queues take time; the progress page keeps the user informed
+
+    @default("http_timeout")
+    def _default_http_timeout(self) -> int:
+        return 120
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return self._render_options_form
+
+    # --- wiring -------------------------------------------------------
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resource_form = resources.ResourceForm(parent=self)
+        self._controller: JobController | None = None
+        self._saved_state: dict[str, Any] = {}
+
+    @property
+    def backend_impl(self) -> Backend:
+        return self.controller.backend
+
+    @property
+    def controller(self) -> JobController:
+        if self._controller is None:
+            registry = get_registry()
+            backend = registry.backend_class(self.backend)(config=self.config, log=self.log)
+            if _Shared.runner is None:
+                _Shared.runner = CommandRunner(config=self.config, log=self.log)
+            monitor = _Shared.monitors.get(self.backend)
+            if monitor is None:
+                monitor = _Shared.monitors[self.backend] = JobMonitor(
+                    backend,
+                    _Shared.runner,
+                    interval=self.monitor_interval,
+                    fast_interval=self.monitor_fast_interval,
+                    lost_after=self.monitor_lost_after,
+                )
+            self._controller = JobController(
+                backend,
+                _Shared.runner,
+                monitor,
+                username=self.user.name,
+                server_name=self.name,
+                on_event=self._job_event,
+            )
+            if self._saved_state:
+                self._controller.load_state(self._saved_state)
+        self._controller.monitor.start()
+        return self._controller
+
+    def _job_event(self, event: JobEvent) -> None:
+        self.log.info(
+            "batchhub %s job %s for %s: %s", event.kind, event.job_id, self._log_name, event.message
+        )
+        get_registry().hook.batchhub_job_event(event=event)
+
+    # --- the form -----------------------------------------------------
+    def _render_options_form(self, spawner: Spawner) -> str:
+        return options_form.render_form(self.resource_form, self.user_options or {})
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        return resources.options_from_form(self.resource_form, formdata)
+
+    def resource_request(self) -> ResourceRequest:
+        """The validated request from ``user_options`` (form, ``opt-``
+        query parameters or REST body alike)."""
+        try:
+            return resources.parse_options(self.resource_form, self.user_options or {})
+        except BatchhubError as exc:
+            raise SpawnException(
+                f"Your resource request was refused: {exc}", reason="bad_options", status_code=400
+            ) from None
+
+    # --- start --------------------------------------------------------
+    @property
+    def server_label(self) -> str:
+        return self.name or "default"
+
+    def workdir(self) -> str:
+        home = pwd.getpwnam(self.user.name).pw_dir
+        server = re.sub(r"[^A-Za-z0-9_.-]", "_", self.server_label)
+        return self.workdir_template.format(home=home, username=self.user.name, server=server)
+
+    def job_env(self) -> dict[str, str]:
+        """The job's environment, secrets removed (they travel in the token file)."""
+        env = {k: v for k, v in self.get_env().items() if k not in SECRET_ENV}
+        env.pop("PATH", None)  # the node's own PATH, not the hub's
+        return env
+
+    def build_spec(self, resources_request: ResourceRequest) -> JobSpec:
+        workdir = self.workdir()
+        command = [self.launcher, "--token-file", f"{workdir}/token", "--"]
+        command += [*self.cmd, *self.get_args()]
+        spec = JobSpec(
+            username=self.user.name,
+            server_name=self.name,
+            job_name=self.backend_impl.job_name(self.user.name, self.name),
+            resources=resources_request,
+            workdir=workdir,
+            command=tuple(command),
+            env=self.job_env(),
+            prologue=self.job_prologue,
+            epilogue=self.job_epilogue,
+        )
+        for result in get_registry().hook.batchhub_prepare_job(spec=spec, spawner=self):
+            if result is not None:
+                spec = result
+        return spec
+
+    def render_script(self, spec: JobSpec) -> str:
+        text = self.job_template
+        if text and "\n" not in text and os.path.isfile(text):
+            with open(text) as f:
+                text = f.read()
+        return template.render_job_script(self.backend_impl, spec, text or None)
+
+    async def write_token_file(self, spec: JobSpec) -> None:
+        """Create the private directory and token file as the user; the
+        token goes on stdin, never on a command line."""
+        command = Command(
+            (self.launcher, "--write-token-file", f"{spec.workdir}/token"),
+            stdin=self.api_token,
+            as_user=self.user.name,
+            timeout=30,
+        )
+        result = await self.controller.runner.run(command)
+        if not result.ok:
+            raise SpawnException(
+                "Could not prepare your job's private directory "
+                f"({spec.workdir}): {result.describe()}. Ask the admins to check that your home "
+                "directory is reachable from the hub.",
+                reason="workdir",
+            )
+
+    async def start(self) -> tuple[str, int]:
+        controller = self.controller
+        request = self.resource_request()
+        try:
+            spec = self.build_spec(request)
+        except SubmitError as exc:  # a site plugin refused the job
+            raise SpawnException(str(exc), reason="refused") from None
+        script = self.render_script(spec)
+        await self.write_token_file(spec)
+        try:
+            await controller.submit(spec, script)
+        except SpawnFailed as exc:
+            raise SpawnException(f"The scheduler refused the job: {exc}", reason="rejected") from None
+        self._save_state_now()
+        try:
+            host, port = await controller.wait_ready(self.start_timeout)
+        except SpawnFailed as exc:
+            raise SpawnException(await self._failure_message(str(exc), spec), reason="job_failed") from None
+        self._save_state_now()
+        return self.resolve_host(host), port
+
+    def _save_state_now(self) -> None:
+        """Persist the job id at once: a hub that dies mid-spawn must find
+        the job again, not orphan it."""
+        if self.orm_spawner is not None and self.db is not None:
+            self.orm_spawner.state = self.get_state()
+            self.db.commit()
+
+    def resolve_host(self, host: str) -> str:
+        if self.host_resolver is not None:
+            return str(self.host_resolver(self, host))
+        return self.host_template.format(host=host)
+
+    async def _failure_message(self, message: str, spec: JobSpec) -> str:
+        tail = await self._error_tail(spec)
+        return message + (f" Last lines of the job's error file ({spec.error_path}):\n{tail}" if tail else "")
+
+    async def _error_tail(self, spec: JobSpec, limit: int = 1500) -> str:
+        command = Command(("tail", "-c", str(limit), spec.error_path), as_user=self.user.name, timeout=10)
+        result = await self.controller.runner.run(command)
+        return result.stdout.strip() if result.ok else ""
+
+    def batchhub_port_report(self, port: int) -> bool:
+        """Called by the port-report endpoint; True when accepted."""
+        return self._controller is not None and self._controller.report_port(port)
+
+    # --- poll, stop, state ----------------------------------------------
+    async def poll(self) -> int | None:
+        controller = self.controller
+        lc = controller.lifecycle
+        if lc.phase.waiting and not self._spawn_pending and controller._submitting is None:
+            # a spawn a previous hub process began and never finished: end it cleanly
+            self.log.warning(
+                "cancelling job %s of %s, left mid-spawn by a restart", lc.job_id, self._log_name
+            )
+            await controller.stop(self.stop_timeout)
+            return controller.exit_status()
+        return await controller.poll()
+
+    async def stop(self, now: bool = False) -> None:
+        await self.controller.stop(0 if now else self.stop_timeout)
+
+    async def get_url(self) -> str:
+        lc = self.controller.lifecycle
+        if lc.host and lc.port:
+            base_url = self.server.base_url if self.server else "/"
+            return f"http://{self.resolve_host(lc.host)}:{lc.port}{base_url}"
+        return await super().get_url()
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self._controller is not None:
+            state["batchhub"] = self._controller.get_state()
+        elif self._saved_state:
+            state["batchhub"] = self._saved_state
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._saved_state = dict(state.get("batchhub") or {})
+        if self._controller is not None:
+            self._controller.load_state(self._saved_state)
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self._saved_state = {}
+        if self._controller is not None and self._controller.lifecycle.phase.finished:
+            self._controller.lifecycle = type(self._controller.lifecycle)()
+
+    # --- progress -----------------------------------------------------
+    async def progress(self):  # type: ignore[override]
+        """Events for the spawn page: submitted, queued with the scheduler's
+        reason, running on a host, waiting for the server, ready."""
+        controller = self.controller
+        last = None
+        while True:
+            lc = controller.lifecycle
+            percent = PROGRESS.get(lc.phase, 95)
+            if lc.phase is Phase.STARTING and lc.port is not None:
+                percent = 80
+            event = (percent, lc.message)
+            if event != last and lc.message:
+                last = event
+                yield {"progress": percent, "message": lc.message}
+            if not lc.phase.waiting:
+                return
+            await asyncio.sleep(0.5)
