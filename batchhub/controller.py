@@ -21,7 +21,7 @@ from typing import Any
 
 from .backend import Backend
 from .events import JobEvent
-from .jobs import CancelOutcome, JobSpec, Observation, SubmitError
+from .jobs import BatchhubError, CancelOutcome, JobSpec, Observation, SubmitError
 from .lifecycle import (
     CancelDone,
     Lifecycle,
@@ -139,10 +139,10 @@ class JobController:
 
     async def _submit(self, spec: JobSpec, script: str) -> str:
         lc = self.lifecycle
-        result = await self.runner.run(self.backend.submit_command(spec, script))
         try:
+            result = await self.runner.run(self.backend.submit_command(spec, script))
             job_id = self.backend.parse_submit(result)
-        except SubmitError as exc:
+        except (SubmitError, BatchhubError) as exc:
             lc.apply(SubmitFailed(str(exc)))
             self._emit("failed", str(exc))
             self._changed()
@@ -242,7 +242,7 @@ class JobController:
         await self.request_stop()
         deadline = time.monotonic() + timeout
         while self.lifecycle.phase is Phase.STOPPING and time.monotonic() < deadline:
-            if self.lifecycle.needs_cancel and self.lifecycle.message.startswith("Could not cancel"):
+            if self.lifecycle.needs_cancel:  # the last cancel failed: try again shortly
                 await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
                 await self._cancel()
                 continue

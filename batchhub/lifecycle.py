@@ -115,6 +115,8 @@ class Lifecycle:
     #: Set when the spawn ended badly (rejected, died, timed out) so the
     #: user is told why even after the stop that follows.
     failure: str = ""
+    #: A cancel was accepted by the scheduler; do not send another.
+    cancel_sent: bool = False
     history: list[str] = field(default_factory=list, repr=False)
 
     # --- queries ---------------------------------------------------------
@@ -125,7 +127,7 @@ class Lifecycle:
 
     @property
     def needs_cancel(self) -> bool:
-        return self.phase is Phase.STOPPING and self.job_live
+        return self.phase is Phase.STOPPING and self.job_live and not self.cancel_sent
 
     @property
     def awaiting_port(self) -> bool:
@@ -227,6 +229,7 @@ class Lifecycle:
                 self.job_state = JobState.CANCELLED
             self.phase = Phase.STOPPED
         elif event.outcome is CancelOutcome.REQUESTED:
+            self.cancel_sent = True
             self.message = f"Cancelling job {self.job_id}"
         else:
             self.message = f"Could not cancel job {self.job_id}: {event.message}"
@@ -247,6 +250,7 @@ class Lifecycle:
             "message": self.message,
             "exit_code": self.exit_code,
             "failure": self.failure,
+            "cancel_sent": self.cancel_sent,
         }
 
     @classmethod
@@ -262,6 +266,7 @@ class Lifecycle:
             message=data.get("message", ""),
             exit_code=data.get("exit_code"),
             failure=data.get("failure", ""),
+            cancel_sent=bool(data.get("cancel_sent", False)),
         )
 
     def copy(self) -> Lifecycle:
