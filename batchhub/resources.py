@@ -393,6 +393,8 @@ def _scalar(key: str, value: object) -> str | int | float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise OptionsError(key, value, "give a single number or text")
+    if isinstance(value, str) and not value.isprintable():
+        raise OptionsError(key, value, "remove newlines, tabs and other control characters")
     return value
 
 
