@@ -1,0 +1,152 @@
+"""Local mode: job scripts really run as processes, through the ordinary
+CommandRunner, and the backend's parsers read what the local tool prints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from batchhub.jobs import CancelOutcome, JobSpec, JobState, ResourceRequest
+from batchhub.runner import CommandRunner
+from batchhub_fake import FakeBackend
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    backend = FakeBackend(local=True, spool_dir=str(tmp_path / "spool"))
+    runner = CommandRunner()
+    return backend, runner, tmp_path
+
+
+def job(backend: FakeBackend, workdir: Path, body: str, user: str | None = None, **resources: object):
+    user = user or os.environ.get("USER") or "root"
+    spec = JobSpec(user, "", "batchhub-test", ResourceRequest(**resources), str(workdir))
+    return spec, "#!/bin/sh\n" + "\n".join(backend.directives(spec)) + "\n" + body + "\n"
+
+
+async def submit(backend, runner, spec, script) -> str:
+    result = await runner.run(backend.submit_command(spec, script))
+    return backend.parse_submit(result)
+
+
+async def status(backend, runner, job_id: str):
+    result = await runner.run(backend.status_command([job_id]))
+    return backend.parse_status(result, [job_id]).get(job_id)
+
+
+async def wait_for(backend, runner, job_id: str, done, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        obs = await status(backend, runner, job_id)
+        if obs is not None and done(obs):
+            return obs
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} never got there; last {obs}")
+
+
+async def test_a_script_really_runs_and_exits_with_its_code(world) -> None:
+    backend, runner, tmp = world
+    spec, script = job(backend, tmp, "echo hello from the job; echo oops >&2; exit 3")
+    job_id = await submit(backend, runner, spec, script)
+    obs = await wait_for(backend, runner, job_id, lambda o: o.state.terminal)
+    assert (obs.state, obs.exit_code, obs.host) == (JobState.FAILED, 3, "127.0.0.1")
+    assert (tmp / "job.out").read_text() == "hello from the job\n"
+    assert (tmp / "job.err").read_text() == "oops\n"
+    script_file = Path(backend.spool_dir) / job_id / "script"
+    assert script_file.stat().st_mode & 0o777 == 0o600  # only its owner reads the script
+    assert Path(backend.spool_dir).stat().st_mode & 0o1777 == 0o1777
+
+
+async def test_running_then_completed(world) -> None:
+    backend, runner, tmp = world
+    spec, script = job(backend, tmp, f"while [ ! -e {tmp}/go ]; do sleep 0.05; done; exit 0")
+    job_id = await submit(backend, runner, spec, script)
+    obs = await wait_for(backend, runner, job_id, lambda o: True)
+    assert (obs.state, obs.host) == (JobState.RUNNING, "127.0.0.1")
+    (tmp / "go").touch()
+    obs = await wait_for(backend, runner, job_id, lambda o: o.state.terminal)
+    assert (obs.state, obs.exit_code) == (JobState.COMPLETED, 0)
+
+
+async def test_cancel_kills_the_whole_process_group_and_is_idempotent(world) -> None:
+    backend, runner, tmp = world
+    # the script starts a child that records its pid: cancel must end it too
+    spec, script = job(backend, tmp, f"sleep 300 & echo $! > {tmp}/child; wait")
+    job_id = await submit(backend, runner, spec, script)
+    await wait_for(backend, runner, job_id, lambda o: (tmp / "child").exists())
+    child = int((tmp / "child").read_text())
+    cancel = backend.cancel_command([job_id], spec.username)
+    assert backend.parse_cancel(await runner.run(cancel), [job_id]) == {job_id: CancelOutcome.REQUESTED}
+    obs = await wait_for(backend, runner, job_id, lambda o: o.state.terminal)
+    assert obs.state is JobState.CANCELLED
+    await asyncio.sleep(0.1)
+    assert not _alive(child)
+    assert backend.parse_cancel(await runner.run(cancel), [job_id]) == {job_id: CancelOutcome.ALREADY_GONE}
+
+
+async def test_runtime_limit_ends_the_job_as_timeout(world) -> None:
+    backend, runner, tmp = world
+    spec, script = job(backend, tmp, "sleep 300", runtime_s=1)
+    job_id = await submit(backend, runner, spec, script)
+    obs = await wait_for(backend, runner, job_id, lambda o: o.state.terminal, seconds=15)
+    assert obs.state is JobState.TIMEOUT
+
+
+async def test_unknown_ids_are_absent_and_a_bad_script_is_refused(world) -> None:
+    backend, runner, tmp = world
+    assert await status(backend, runner, "4242") is None
+    spec, _ = job(backend, tmp, "true")
+    result = await runner.run(backend.submit_command(spec, "#!/bin/sh\n#FAKE --cores=many\ntrue\n"))
+    with pytest.raises(Exception, match="invalid value"):
+        backend.parse_submit(result)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+    return bool(state.strip()) and not state.strip().startswith("Z")  # a zombie is dead
+
+
+def _python_for(user: str) -> bool:
+    probe = subprocess.run(
+        ["runuser", "-u", user, "--", sys.executable, "-c", "import batchhub_fake.local"],
+        capture_output=True,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    return probe.returncode == 0
+
+
+async def test_jobs_run_as_their_user_and_others_cannot_cancel_them(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root to switch users")
+    if not _python_for("alice") or not _python_for("bob"):
+        pytest.skip("the test users cannot run this Python interpreter (it lives in a private directory)")
+    spool = tmp_path / "spool"
+    os.chmod(tmp_path, 0o755)
+    backend = FakeBackend(local=True, spool_dir=str(spool))
+    runner = CommandRunner(
+        as_user_prefix=["runuser", "-u", "{username}", "--"],
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    workdir = tmp_path / "alice"
+    workdir.mkdir()
+    shutil.chown(workdir, "alice", "alice")
+    spec, script = job(backend, workdir, "id -un; sleep 300", user="alice")
+    job_id = await submit(backend, runner, spec, script)
+    await wait_for(backend, runner, job_id, lambda o: (workdir / "job.out").exists())
+    bob = backend.cancel_command([job_id], "bob")
+    assert backend.parse_cancel(await runner.run(bob), [job_id]) == {job_id: CancelOutcome.DENIED}
+    alice = backend.cancel_command([job_id], "alice")
+    assert backend.parse_cancel(await runner.run(alice), [job_id]) == {job_id: CancelOutcome.REQUESTED}
+    await wait_for(backend, runner, job_id, lambda o: o.state.terminal)
+    assert (workdir / "job.out").read_text() == "alice\n"
