@@ -16,6 +16,10 @@ In the job::
 Any failure is written to stderr (the job's error file) with the reason and
 the launcher exits non-zero, so the spawn fails fast instead of timing out.
 
+Where the site delivers the token in the job's environment instead (an
+option on Slurm, never on Grid Engine, whose job environments other users
+can read), ``--token-env`` replaces ``--token-file``.
+
 On the hub, before submitting, the spawner runs (as the user, token on
 stdin, never on a command line)::
 
@@ -191,12 +195,16 @@ def server_argv(command: Sequence[str], port: int) -> list[str]:
     return [*argv, *([] if has_ip else ["--ip=0.0.0.0"]), f"--port={port}"]
 
 
-def launch(token_file: str, command: Sequence[str], *, report_deadline: float = 30.0) -> None:
-    """Everything up to the exec; returns only by raising LaunchError."""
+def launch(token_file: str | None, command: Sequence[str], *, report_deadline: float = 30.0) -> None:
+    """Everything up to the exec; returns only by raising LaunchError.
+    ``token_file`` ``None`` takes the token from the environment."""
     api_url = os.environ.get("JUPYTERHUB_API_URL", "")
     if not api_url:
         raise LaunchError("JUPYTERHUB_API_URL is not set in the job's environment")
-    token = read_token_file(token_file)
+    if token_file is None:
+        token = _check_token_text(os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+    else:
+        token = read_token_file(token_file)
     port = choose_port()
     report_port(api_url, token, port, deadline=report_deadline)
     argv = server_argv(command, port)
@@ -214,6 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--token-file", help="private file holding the server's token (read, then deleted)")
+    what.add_argument(
+        "--token-env",
+        action="store_true",
+        help="take the token from JUPYTERHUB_API_TOKEN in the environment (only where the site "
+        "chose to deliver it that way; never on Grid Engine)",
+    )
     what.add_argument(
         "--write-token-file",
         metavar="PATH",

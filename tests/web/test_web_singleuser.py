@@ -345,3 +345,19 @@ def test_launcher_fails_fast_with_a_reason(tmp_path, hub, case):
         "no-api-url": "JUPYTERHUB_API_URL",
     }[case]
     assert expected in result.stderr
+
+
+def test_launcher_can_take_the_token_from_the_environment(hub):
+    fake = hub()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env.update(JUPYTERHUB_API_URL=fake.url, JUPYTERHUB_API_TOKEN=TOKEN)
+    result = subprocess.run(
+        [sys.executable, "-m", "batchhub.singleuser", "--token-env", "--", sys.executable, "-c", SHOW],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["token"] == TOKEN
+    assert fake.requests[0][1]["Authorization"] == f"token {TOKEN}"
