@@ -4,14 +4,19 @@ proxy): routing, token authentication and refusals over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import sys
 
 import pytest
 from jupyterhub.tests.conftest import app, cleanup_after, db, ssl_tmpdir, tmp_cwd  # noqa: F401
 from jupyterhub.tests.utils import add_user, api_request
+from jupyterhub.utils import url_path_join
 
 import batchhub.callback  # noqa: F401  (registers the route before the hub builds its handlers)
+from batchhub.singleuser import write_token_file
 from batchhub.testing import missing
 
 pytestmark = pytest.mark.hub
@@ -104,3 +109,32 @@ async def test_a_server_token_reports_only_for_its_own_server(app):
     _, token_b, rec_b = server_with_token(app, "porter6")
     assert (await report(app, token_b, {"port": 42000})).status_code == 200
     assert rec_b.ports == [42000] and rec_a.ports == [] and rec_a.waiting
+
+
+async def test_the_launcher_reports_to_the_real_endpoint(app, tmp_path):
+    """batchhub-singleuser, as a job runs it, against this hub's route."""
+    _, token, recorder = server_with_token(app, "porter7")
+    token_file = tmp_path / "srv" / "token"
+    write_token_file(str(token_file), token)
+    show = "import os, sys; print(sys.argv[-1], os.environ['JUPYTERHUB_API_TOKEN'] == sys.argv[1])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["JUPYTERHUB_API_URL"] = url_path_join(app.hub.url, "api")
+    proc = await asyncio.create_subprocess_exec(
+        *[
+            sys.executable,
+            "-m",
+            "batchhub.singleuser",
+            "--token-file",
+            str(token_file),
+            "--report-timeout",
+            "10",
+        ],
+        *["--", sys.executable, "-c", show, token],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().split() == [f"--port={recorder.ports[0]}", "True"]
+    assert not token_file.exists()
