@@ -193,6 +193,25 @@ class FakeScheduler:
             self._end(job, JobState.FAILED, native, reason, 137 if native == "OOM" else None)
         self.sync()
 
+    def requeue(self, job_id: str) -> None:
+        """A started job goes back to the queue (as after a node failure
+        with requeue): its state moves backwards, which consumers must ignore."""
+        self.sync()
+        job = self.jobs[job_id]
+        if job.state.active and job.state is not JobState.STOPPING:
+            job.start_time, job.host = None, None
+            self._set(job, JobState.PENDING, "PD", "requeued")
+        self.sync()
+
+    def finish(self, job_id: str, exit_code: int = 0) -> None:
+        """The job's script ends by itself now (the server was shut down)."""
+        self.sync()
+        job = self.jobs[job_id]
+        if job.state.active and job.state is not JobState.STOPPING:
+            job.exit_code_when_done = exit_code
+            self._finish(job, self.clock.now())
+        self.sync()
+
     def purge(self, job_id: str) -> None:
         """The job vanishes from every listing at once; a live job ends."""
         self.sync()
