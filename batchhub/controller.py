@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .backend import Backend
 from .events import JobEvent
-from .jobs import BatchhubError, CancelOutcome, JobSpec, Observation, SubmitError
+from .jobs import BatchhubError, CancelOutcome, JobSpec, Observation
 from .lifecycle import (
     CancelDone,
     Lifecycle,
@@ -116,9 +117,10 @@ class JobController:
                 self.monitor.expect_gone(lc.job_id)
 
     # --- start ----------------------------------------------------------
-    async def submit(self, spec: JobSpec, script: str) -> str:
+    async def submit(self, spec: JobSpec, script: str, env: Mapping[str, str] | None = None) -> str:
         """Submit the job and start tracking it. Raises ``SpawnFailed``
-        with the scheduler's reason when it is refused.
+        with the scheduler's reason when it is refused. ``env`` is added to
+        the submit command's environment (never its argv).
 
         The submission runs shielded in a task of its own: if the caller is
         cancelled (a start timeout), the job id still reaches the lifecycle
@@ -134,15 +136,18 @@ class JobController:
                 )
         self.lifecycle.apply(StartRequested())
         self.adopted = False
-        self._submitting = asyncio.ensure_future(self._submit(spec, script))
+        self._submitting = asyncio.ensure_future(self._submit(spec, script, env or {}))
         return await asyncio.shield(self._submitting)
 
-    async def _submit(self, spec: JobSpec, script: str) -> str:
+    async def _submit(self, spec: JobSpec, script: str, env: Mapping[str, str]) -> str:
         lc = self.lifecycle
         try:
-            result = await self.runner.run(self.backend.submit_command(spec, script))
+            command = self.backend.submit_command(spec, script)
+            if env:
+                command = dataclasses.replace(command, env={**command.env, **env})
+            result = await self.runner.run(command)
             job_id = self.backend.parse_submit(result)
-        except (SubmitError, BatchhubError) as exc:
+        except BatchhubError as exc:  # a refusal, or a runner that could not run it
             lc.apply(SubmitFailed(str(exc)))
             self._emit("failed", str(exc))
             self._changed()

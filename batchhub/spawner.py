@@ -11,22 +11,29 @@ chosen by ``c.BatchSpawner.backend``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from jupyterhub.spawner import Spawner
+from sqlalchemy.orm import object_session
 from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
-from traitlets import Float, Int, Unicode, default
+from traitlets import CaselessStrEnum, Float, Int, Unicode, default
 
+from . import (
+    callback,  # noqa: F401  (registers the port-report route with the hub)
+    resources,
+    template,
+)
 from . import form as options_form
-from . import resources, template
 from .backend import Backend
 from .controller import JobController, SpawnFailed
 from .events import JobEvent
-from .jobs import BatchhubError, Command, JobSpec, ResourceRequest, SubmitError
+from .jobs import BatchhubError, Command, ConfigError, JobSpec, ResourceRequest, SubmitError
 from .lifecycle import Phase
 from .monitor import JobMonitor
 from .plugins import get_registry
@@ -47,7 +54,7 @@ except ImportError:  # JupyterHub 5
 SECRET_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
 
 #: Progress percentages by phase, for the spawn page's bar.
-PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 100}
+PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 95}
 
 
 class _Shared:
@@ -107,12 +114,16 @@ class BatchSpawner(Spawner):
         help="Optional callable (spawner, host) -> address, used instead of host_template.",
     ).tag(config=True)
 
-    token_delivery = Unicode(
-        "file",
+    token_delivery = CaselessStrEnum(
+        ["file", "env"],
+        default_value="file",
         help="How the server's API token reaches the job: 'file' (a 0600 file in the private "
-        "directory, read and deleted by the launcher; always safe) or 'env' (in the job's "
-        "environment; refused for backends whose job environments other users can read, such "
-        "as Grid Engine).",
+        "directory, written as the user before submission, read and deleted by the launcher; "
+        "always safe) or 'env' (handed to the submit command's environment, never its command "
+        "line or the script, for a scheduler that copies the submitter's environment into the "
+        "job and keeps it private, as Slurm does; refused for backends that do not declare "
+        "private job environments, such as Grid Engine, whose job environments every user can "
+        "read). With a sudo prefix, 'env' needs env_keep for JUPYTERHUB_API_TOKEN.",
     ).tag(config=True)
 
     monitor_interval = Float(
@@ -147,12 +158,22 @@ class BatchSpawner(Spawner):
     def _default_options_form(self) -> Any:
         return self._render_options_form
 
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        # JupyterHub >= 5.3 calls this before start(): a bad request is
+        # refused with 400 before anything runs (start() checks again for
+        # older hubs).
+        return lambda spawner, user_options: spawner.resource_request()
+
     # --- wiring -------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resource_form = resources.ResourceForm(parent=self)
         self._controller: JobController | None = None
         self._saved_state: dict[str, Any] = {}
+        self._progress_log: list[dict[str, Any]] = []
+        self._progress_changed = asyncio.Event()
+        self._noted_running = False
 
     @property
     def backend_impl(self) -> Backend:
@@ -191,6 +212,19 @@ class BatchSpawner(Spawner):
         self.log.info(
             "batchhub %s job %s for %s: %s", event.kind, event.job_id, self._log_name, event.message
         )
+        lc = self.controller.lifecycle
+        if event.kind == "submitted":
+            self._note_progress(
+                Phase.QUEUED,
+                f"Job {event.job_id} submitted to {self.backend}, queued: waiting for the scheduler",
+            )
+        elif lc.phase is Phase.STARTING and lc.port is None:
+            self._note_progress(lc.phase, f"{lc.message}; waiting for the server to start")
+        elif lc.phase.waiting or lc.phase is Phase.READY:
+            if lc.phase is Phase.READY and not self._noted_running:
+                # the port came before the scheduler's word: still say where it runs
+                self._note_progress(Phase.STARTING, f"Job {lc.job_id} running on {lc.host}")
+            self._note_progress(lc.phase, lc.message)
         get_registry().hook.batchhub_job_event(event=event)
 
     # --- the form -----------------------------------------------------
@@ -226,10 +260,22 @@ class BatchSpawner(Spawner):
         env.pop("PATH", None)  # the node's own PATH, not the hub's
         return env
 
+    def _check_token_delivery(self) -> None:
+        if self.token_delivery == "env" and not getattr(self.backend_impl, "private_job_env", False):
+            raise ConfigError(
+                f"c.BatchSpawner.token_delivery = 'env' is refused for the {self.backend!r} backend: "
+                "its job environments are not private to the job's owner. Use 'file'."
+            )
+
+    def launcher_argv(self, workdir: str) -> list[str]:
+        """How the job script starts the launcher (the server command follows)."""
+        if self.token_delivery == "env":
+            return [self.launcher, "--token-env", "--"]
+        return [self.launcher, "--token-file", f"{workdir}/token", "--"]
+
     def build_spec(self, resources_request: ResourceRequest) -> JobSpec:
         workdir = self.workdir()
-        command = [self.launcher, "--token-file", f"{workdir}/token", "--"]
-        command += [*self.cmd, *self.get_args()]
+        command = [*self.launcher_argv(workdir), *self.cmd, *self.get_args()]
         spec = JobSpec(
             username=self.user.name,
             server_name=self.name,
@@ -249,19 +295,21 @@ class BatchSpawner(Spawner):
     def render_script(self, spec: JobSpec) -> str:
         text = self.job_template
         if text and "\n" not in text and os.path.isfile(text):
-            with open(text) as f:
-                text = f.read()
+            text = template.read_template(text)
         return template.render_job_script(self.backend_impl, spec, text or None)
 
-    async def write_token_file(self, spec: JobSpec) -> None:
-        """Create the private directory and token file as the user; the
-        token goes on stdin, never on a command line."""
-        command = Command(
-            (self.launcher, "--write-token-file", f"{spec.workdir}/token"),
-            stdin=self.api_token,
-            as_user=self.user.name,
-            timeout=30,
-        )
+    async def prepare_workdir(self, spec: JobSpec) -> None:
+        """Create the private directory as the user and, in file mode, the
+        token file in it; the token goes on stdin, never on a command line."""
+        if self.token_delivery == "env":
+            command = Command(("mkdir", "-p", "-m", "0700", spec.workdir), as_user=self.user.name, timeout=30)
+        else:
+            command = Command(
+                (self.launcher, "--write-token-file", f"{spec.workdir}/token"),
+                stdin=self.api_token,
+                as_user=self.user.name,
+                timeout=30,
+            )
         result = await self.controller.runner.run(command)
         if not result.ok:
             raise SpawnException(
@@ -271,19 +319,36 @@ class BatchSpawner(Spawner):
                 reason="workdir",
             )
 
+    def submit_env(self) -> dict[str, str]:
+        """Extra environment for the submit command: the token in env mode."""
+        return {"JUPYTERHUB_API_TOKEN": self.api_token} if self.token_delivery == "env" else {}
+
     async def start(self) -> tuple[str, int]:
+        self._progress_log = []
+        self._noted_running = False
+        self._note_progress(Phase.SUBMITTING, "Checking your resource request")
         controller = self.controller
         request = self.resource_request()
         try:
+            self._check_token_delivery()
             spec = self.build_spec(request)
+            script = self.render_script(spec)
         except SubmitError as exc:  # a site plugin refused the job
-            raise SpawnException(str(exc), reason="refused") from None
-        script = self.render_script(spec)
-        await self.write_token_file(spec)
+            raise SpawnException(str(exc), reason="refused", status_code=400) from None
+        except ConfigError as exc:  # the site's configuration: tell the user to tell the admins
+            self.log.error("batchhub configuration error for %s: %s", self._log_name, exc)
+            raise SpawnException(
+                f"The hub's batch configuration is wrong, please tell the admins: {exc}", reason="config"
+            ) from None
+        await self.prepare_workdir(spec)
+        self._note_progress(
+            Phase.SUBMITTING,
+            f"Submitting a job for {resources.describe_request(request)} to {self.backend}",
+        )
         try:
-            await controller.submit(spec, script)
+            await controller.submit(spec, script, self.submit_env())
         except SpawnFailed as exc:
-            raise SpawnException(f"The scheduler refused the job: {exc}", reason="rejected") from None
+            raise SpawnException(str(exc), reason="rejected") from None
         self._save_state_now()
         try:
             host, port = await controller.wait_ready(self.start_timeout)
@@ -295,9 +360,12 @@ class BatchSpawner(Spawner):
     def _save_state_now(self) -> None:
         """Persist the job id at once: a hub that dies mid-spawn must find
         the job again, not orphan it."""
-        if self.orm_spawner is not None and self.db is not None:
+        if self.orm_spawner is None:
+            return
+        session = object_session(self.orm_spawner)
+        if session is not None:
             self.orm_spawner.state = self.get_state()
-            self.db.commit()
+            session.commit()
 
     def resolve_host(self, host: str) -> str:
         if self.host_resolver is not None:
@@ -361,20 +429,31 @@ class BatchSpawner(Spawner):
             self._controller.lifecycle = type(self._controller.lifecycle)()
 
     # --- progress -----------------------------------------------------
-    async def progress(self):  # type: ignore[override]
-        """Events for the spawn page: submitted, queued with the scheduler's
-        reason, running on a host, waiting for the server, ready."""
-        controller = self.controller
-        last = None
+    def _note_progress(self, phase: Phase, message: str) -> None:
+        """Record one step of this spawn for the progress page. Recorded as
+        they happen, so a page that connects late still sees each step."""
+        log = self._progress_log
+        percent = PROGRESS.get(phase, 95)
+        if phase is Phase.STARTING and self._controller is not None and self._controller.lifecycle.port:
+            percent = 80
+        if log and log[-1]["message"] == message:
+            return
+        percent = max(percent, log[-1]["progress"] if log else 0)  # the bar only climbs
+        log.append({"progress": percent, "message": message})
+        self._noted_running = self._noted_running or phase is Phase.STARTING
+        self._progress_changed.set()
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
+        """Events for the spawn page: submitted (job id), queued with the
+        scheduler's reason, running on a host, waiting for the server, ready."""
+        sent = 0
         while True:
-            lc = controller.lifecycle
-            percent = PROGRESS.get(lc.phase, 95)
-            if lc.phase is Phase.STARTING and lc.port is not None:
-                percent = 80
-            event = (percent, lc.message)
-            if event != last and lc.message:
-                last = event
-                yield {"progress": percent, "message": lc.message}
-            if not lc.phase.waiting:
+            self._progress_changed.clear()
+            while sent < len(self._progress_log):
+                yield dict(self._progress_log[sent])
+                sent += 1
+            lc = self._controller.lifecycle if self._controller is not None else None
+            if lc is None or not (lc.phase.waiting or self._spawn_pending):
                 return
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress_changed.wait(), 1.0)

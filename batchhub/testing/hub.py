@@ -1,0 +1,234 @@
+"""A real JupyterHub in a subprocess, for end-to-end tests.
+
+``RealHub`` writes a ``jupyterhub_config.py`` into a private state
+directory, starts ``jupyterhub`` with the real configurable-http-proxy,
+and talks to it over HTTP as an admin service would. It is what the
+project's hub, browser and demo tests use, and what a plugin author can
+use to try a backend end to end::
+
+    with RealHub(state_dir, backend="sge", extra_config="...") as hub:
+        hub.api("POST", "users/alice/server", json={"user_options": {...}})
+
+Nothing here skips or fails a test by itself: callers check
+``hub_prerequisites()`` and call ``batchhub.testing.missing`` with its answer.
+The config comes from ``batchhub.demo.render_config``, as the demo's does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..demo import (
+    HubSettings,
+    check_demo,
+    find_proxy,
+    free_port,
+    prepare_state_dir,
+    start_hub,
+    write_config,
+)
+
+
+def hub_prerequisites() -> str | None:
+    """What is missing for a real hub with jobs as alice, or ``None``."""
+    if find_proxy() is None:
+        return "configurable-http-proxy (scripts/install-web-deps)"
+    if os.geteuid() != 0:
+        return "root (the hub tests run jobs as the test users through runuser)"
+    problems = check_demo("fake", True, "alice") + check_demo("fake", True, "bob")
+    return "; ".join(problems) if problems else None
+
+
+def shared_state_dir(prefix: str = "batchhub-hub-") -> Path:
+    """A state directory the test users can traverse (pytest's tmp_path is
+    private to root): the fake scheduler's spool lives in it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    prepare_state_dir(path)
+    return path
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class RealHub:
+    """A jupyterhub process with its proxy; start/stop/restart it."""
+
+    def __init__(self, state_dir: Path, *, backend: str = "fake", extra_config: str = "") -> None:
+        self.settings = HubSettings(
+            backend=backend,
+            state_dir=Path(state_dir),
+            port=free_port(),
+            admin_token=secrets.token_hex(24),
+            extra_config=extra_config,
+        )
+        self.state_dir = self.settings.state_dir
+        self.port = self.settings.port
+        self.admin_token = self.settings.admin_token
+        self.password = self.settings.password
+        self.backend = backend
+        self.config_file = write_config(self.settings)
+        self.log_file = self.state_dir / "jupyterhub.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- process ---------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> None:
+        self.proc = start_hub(self.config_file, self.log_file)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HubError(f"jupyterhub exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise HubError(f"jupyterhub did not answer within {timeout:g}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the hub (and its proxy), not the servers: they are jobs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def __enter__(self) -> RealHub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- HTTP --------------------------------------------------------------
+    def api(self, method: str, path: str, *, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.admin_token}", **kw.pop("headers", {})}
+        return requests.request(
+            method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers, timeout=30, **kw
+        )
+
+    def user_model(self, user: str) -> dict[str, Any]:
+        r = self.api("GET", f"users/{user}")
+        r.raise_for_status()
+        return r.json()
+
+    def server(self, user: str) -> dict[str, Any] | None:
+        return self.user_model(user).get("servers", {}).get("")
+
+    def spawner_state(self, user: str) -> dict[str, Any]:
+        """The default server's persisted batchhub state (admin view)."""
+        r = self.api("GET", f"users/{user}", params={"include_stopped_servers": "1"})
+        r.raise_for_status()
+        servers = r.json().get("servers", {})
+        return (servers.get("", {}).get("state") or {}).get("batchhub") or {}
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.3)
+        raise HubError(f"timed out waiting for {what}:\n{self.log_tail()}")
+
+    def wait_ready(self, user: str, timeout: float = 120.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            server = self.server(user)
+            if server is None:
+                raise HubError(f"{user}'s server is gone (spawn failed?):\n{self.log_tail()}")
+            return server if server.get("ready") else None
+
+        return self.wait_for(f"{user}'s server to be ready", ready, timeout)
+
+    def wait_stopped(self, user: str, timeout: float = 60.0) -> None:
+        self.wait_for(f"{user}'s server to stop", lambda: self.server(user) is None, timeout)
+
+    def user_token(self, user: str) -> str:
+        r = self.api("POST", f"users/{user}/tokens", json={"note": "test", "expires_in": 3600})
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def progress_events(self, user: str, timeout: float = 120.0) -> ProgressReader:
+        return ProgressReader(self, user, timeout)
+
+
+class ProgressReader:
+    """Reads the server-sent progress stream in a thread (it blocks until
+    the spawn ends), collecting events."""
+
+    def __init__(self, hub: RealHub, user: str, timeout: float) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(hub, user, timeout), daemon=True)
+        self._thread.start()
+
+    def _read(self, hub: RealHub, user: str, timeout: float) -> None:
+        try:
+            with hub.api("GET", f"users/{user}/server/progress", stream=True) as r:
+                r.raise_for_status()
+                for line in r.iter_lines(decode_unicode=True):
+                    if line and line.startswith("data:"):
+                        event = json.loads(line[5:])
+                        self.events.append(event)
+                        if event.get("ready") or event.get("failed"):
+                            return
+        except BaseException as exc:  # reported to the test by join()
+            self.error = exc
+
+    def join(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise HubError(f"the progress stream did not end; events so far: {self.events}")
+        if self.error is not None:
+            raise self.error
+        return self.events
+
+
+def login(url: str, username: str, password: str) -> requests.Session:
+    """A browser-like session logged in through the hub's login form."""
+    session = requests.Session()
+    r = session.get(f"{url}/hub/login", timeout=30)
+    r.raise_for_status()
+    xsrf = session.cookies.get("_xsrf", "")
+    r = session.post(
+        f"{url}/hub/login",
+        data={"username": username, "password": password, "_xsrf": xsrf},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if r.status_code != 302:
+        raise HubError(f"login as {username} failed: {r.status_code} {r.text[:300]}")
+    return session
