@@ -1,0 +1,203 @@
+"""CommandRunner against real subprocesses: what an admin relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import pwd
+import time
+from pathlib import Path
+
+import pytest
+
+from batchhub.jobs import Command, ConfigError
+from batchhub.runner import CommandRunner
+from batchhub.testing import missing
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie awaiting reaping by
+    a container's init counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def wait_gone(pid: int, within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.02)
+    return not alive(pid)
+
+
+async def test_argv_is_never_given_to_a_shell(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    victim = tmp_path / "keep"
+    victim.mkdir()
+    value = f"$(touch {marker}); rm -rf {victim}; `touch {marker}` | & > {marker}"
+    result = await CommandRunner().run(Command(("printf", "%s", value)))
+    assert result.ok
+    assert result.stdout == value
+    assert not marker.exists()
+    assert victim.is_dir()
+
+
+async def test_stdin_reaches_the_program() -> None:
+    script = "#!/bin/sh\necho 'hello from the job script'\n" + "x" * 200_000 + "\n"
+    result = await CommandRunner().run(Command(("cat",), stdin=script))
+    assert result.ok
+    assert result.stdout == script
+
+
+async def test_a_program_that_ignores_its_stdin_does_not_break_the_runner() -> None:
+    result = await CommandRunner().run(Command(("true",), stdin="y" * 1_000_000))
+    assert result.returncode == 0
+
+
+async def test_no_stdin_means_end_of_file_not_a_hang() -> None:
+    result = await CommandRunner().run(Command(("cat",), timeout=5))
+    assert result.ok and result.stdout == ""
+
+
+async def test_hub_environment_does_not_leak_but_configured_env_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATCHHUB_TEST_HUB_SECRET", "hub-only-value")
+    monkeypatch.setenv("PATH", "/hub/private/bin:" + os.environ["PATH"])
+    runner = CommandRunner(env={"SGE_ROOT": "/opt/sge", "SGE_CELL": "default"})
+    result = await runner.run(Command(("env",), env={"JOB_VAR": "from-command", "SGE_CELL": "override"}))
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert "BATCHHUB_TEST_HUB_SECRET" not in seen
+    assert "hub-only-value" not in result.stdout
+    assert seen["PATH"] == runner.path
+    assert seen["SGE_ROOT"] == "/opt/sge"
+    assert seen["JOB_VAR"] == "from-command"
+    assert seen["SGE_CELL"] == "override"  # the command's own value wins
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    # the child (sh) starts a grandchild and waits for it
+    script = 'sleep 30 & echo $! > "$1"; echo "$$" >> "$1"; wait'
+    started = time.monotonic()
+    result = await CommandRunner().run(Command(("sh", "-c", script, "sh", str(pidfile)), timeout=0.5))
+    elapsed = time.monotonic() - started
+    assert result.timed_out
+    assert not result.ok
+    assert "did not answer within 0.5 s" in result.describe()
+    assert elapsed < 10  # did not wait for the grandchild's 30 s
+    grandchild, child = (int(line) for line in pidfile.read_text().split())
+    assert await wait_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+    assert await wait_gone(child)
+
+
+async def test_cancelling_a_run_kills_its_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    script = 'sleep 30 & echo $! > "$1"; wait'
+    task = asyncio.ensure_future(CommandRunner().run(Command(("sh", "-c", script, "sh", str(pidfile)))))
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.01)
+    pid = int(pidfile.read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_gone(pid)
+
+
+async def test_a_missing_program_is_a_result_not_an_exception() -> None:
+    runner = CommandRunner()
+    for argv in (("batchhub-no-such-program", "x"), ("/nonexistent/bin/qstat",)):
+        result = await runner.run(Command(argv))
+        assert result.returncode == 127
+        assert not result.ok
+        assert f"cannot run {argv[0]}" in result.stderr
+        assert argv[0] in result.describe()
+
+
+async def test_output_is_bounded_without_deadlock() -> None:
+    runner = CommandRunner(max_output_bytes=1000)
+    # 20 MB on each stream: far more than any pipe buffer
+    script = "head -c 20000000 /dev/zero; head -c 20000000 /dev/zero >&2; echo done >&2"
+    result = await runner.run(Command(("sh", "-c", script), timeout=20))
+    assert result.returncode == 0 and not result.timed_out
+    assert len(result.stdout) == 1000
+    assert len(result.stderr) == 1000
+
+
+async def test_concurrency_cap_holds(tmp_path: Path) -> None:
+    running, seen = tmp_path / "running", tmp_path / "seen"
+    running.mkdir()
+    seen.mkdir()
+    # each command marks itself running, records how many run now, lingers, unmarks
+    script = 'mkdir "$1/$$"; ls "$1" | wc -l > "$2/$$"; sleep 0.3; rmdir "$1/$$"'
+
+    async def peak(max_concurrent: int) -> int:
+        runner = CommandRunner(max_concurrent=max_concurrent)
+        command = Command(("sh", "-c", script, "sh", str(running), str(seen)))
+        results = await asyncio.gather(*(runner.run(command) for _ in range(6)))
+        assert all(r.ok for r in results)
+        counts = [int(p.read_text()) for p in seen.iterdir()]
+        for p in seen.iterdir():
+            p.unlink()
+        assert len(counts) == 6
+        return max(counts)
+
+    assert await peak(2) <= 2
+    # the measurement can see more: without a tight cap the commands overlap
+    assert await peak(6) > 2
+
+
+def test_as_user_prefix_is_put_before_the_command_for_another_user() -> None:
+    runner = CommandRunner(as_user_prefix=["sudo", "-n", "-u", "{username}", "--"])
+    argv = runner.argv_for(Command(("qsub", "{username}"), as_user="alice"))
+    # only the prefix is templated; the command's own arguments stay literal
+    assert argv == ["sudo", "-n", "-u", "alice", "--", "qsub", "{username}"]
+
+
+async def test_command_runs_as_the_user_through_runuser() -> None:
+    try:
+        pwd.getpwnam("alice")
+    except KeyError:
+        missing("the test user alice (scripts/create-test-users)")
+    if os.geteuid() != 0:
+        missing("root (runuser needs it)")
+    runner = CommandRunner(as_user_prefix=["runuser", "-u", "{username}", "--"])
+    result = await runner.run(Command(("id", "-un"), as_user="alice"))
+    assert result.ok, result.describe()
+    assert result.stdout.strip() == "alice"
+
+
+BAD_NAMES = ["alice;rm", "../x", "Alice Smith", "--help", "alice\n", "", "a" * 40, "$(id)"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+async def test_a_bad_user_name_is_refused_before_anything_runs(tmp_path: Path, name: str) -> None:
+    marker = tmp_path / "ran"
+    runner = CommandRunner(as_user_prefix=[])
+    with pytest.raises(ConfigError, match="not a plain user name"):
+        await runner.run(Command(("touch", str(marker)), as_user=name))
+    assert not marker.exists()
+
+
+async def test_the_hubs_own_user_gets_no_prefix() -> None:
+    me = getpass.getuser()
+    # a prefix that cannot run: the command only succeeds if no prefix is used
+    runner = CommandRunner(as_user_prefix=["/nonexistent/sudo", "-u", "{username}", "--"])
+    command = Command(("id", "-un"), as_user=me)
+    assert runner.argv_for(command) == ["id", "-un"]
+    result = await runner.run(command)
+    assert result.ok
+    assert result.stdout.strip() == me
+
+
+async def test_exit_status_and_stderr_are_reported() -> None:
+    result = await CommandRunner().run(Command(("sh", "-c", "echo 'qstat: job 7 unknown' >&2; exit 3")))
+    assert result.returncode == 3
+    assert not result.ok
+    assert result.stderr.strip() == "qstat: job 7 unknown"
+    assert "exited 3: qstat: job 7 unknown" in result.describe()
