@@ -40,13 +40,22 @@ from .plugins import get_registry
 from .runner import CommandRunner
 
 try:  # JupyterHub >= 6: a clean failure page with the message, no traceback
-    from jupyterhub.spawner import SpawnException
+    from jupyterhub.spawner import SpawnException as _HubSpawnException
 except ImportError:  # JupyterHub 5
 
-    class SpawnException(HTTPError):  # type: ignore[no-redef]
-        def __init__(self, message: str, *, reason: str = "", status_code: int = 500, **_: Any) -> None:
+    class _HubSpawnException(HTTPError):  # type: ignore[no-redef]
+        def __init__(self, message: str, *, reason: str = "", status_code: int = 400, **_: Any) -> None:
             super().__init__(status_code, log_message=message, reason=reason or None)
-            self.jupyterhub_message = message
+
+
+class SpawnException(_HubSpawnException):
+    """A spawn failure whose message the user sees exactly as written (the
+    hub shows ``jupyterhub_message`` on the spawn page and in the progress
+    stream, instead of the exception's repr)."""
+
+    def __init__(self, message: str, *, reason: str, status_code: int = 500, **kw: Any) -> None:
+        super().__init__(message, reason=reason, status_code=status_code, **kw)
+        self.jupyterhub_message = message
 
 
 #: Variables from JupyterHub's get_env() that are secrets: they reach the
@@ -301,6 +310,8 @@ class BatchSpawner(Spawner):
     async def prepare_workdir(self, spec: JobSpec) -> None:
         """Create the private directory as the user and, in file mode, the
         token file in it; the token goes on stdin, never on a command line."""
+        # the last job's output and error files go, so a failure shows this job's errors only
+        clean = Command(("rm", "-f", spec.output_path, spec.error_path), as_user=self.user.name, timeout=30)
         if self.token_delivery == "env":
             command = Command(("mkdir", "-p", "-m", "0700", spec.workdir), as_user=self.user.name, timeout=30)
         else:
@@ -311,6 +322,8 @@ class BatchSpawner(Spawner):
                 timeout=30,
             )
         result = await self.controller.runner.run(command)
+        if result.ok:
+            await self.controller.runner.run(clean)
         if not result.ok:
             raise SpawnException(
                 "Could not prepare your job's private directory "

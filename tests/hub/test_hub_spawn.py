@@ -106,4 +106,5 @@ def test_invalid_options_refused_without_a_job(
     assert "Traceback" not in r.text
     time.sleep(1)
     assert hub.server("alice") is None
-    assert live_job_ids(hub.backend, hub.state_dir) - jobs_before == set(), "an invalid request reached the scheduler"
+    new_jobs = live_job_ids(hub.backend, hub.state_dir) - jobs_before
+    assert new_jobs == set(), "an invalid request reached the scheduler"
