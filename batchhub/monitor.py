@@ -164,6 +164,9 @@ class JobMonitor:
         vanished = [job_id for job_id in ids if job_id not in answer and job_id in self.jobs]
         if vanished:
             answer.update(await self._history(vanished))
+        # reasons join the observation before anyone hears of it: a spawner
+        # told "failed" fails at once and would never see a later reason
+        await self._fetch_reasons(answer)
         for job_id in ids:
             entry = self.jobs.get(job_id)
             if entry is None:
@@ -181,7 +184,6 @@ class JobMonitor:
             else:
                 entry.missing = 0
             self._update(job_id, entry, obs)
-        await self._fetch_reasons(ids)
 
     def _failed(self, ids: Sequence[str], message: str) -> None:
         self.failures += 1
@@ -219,14 +221,14 @@ class JobMonitor:
             return {}
         return {job_id: obs for job_id, obs in found.items() if obs.state.terminal}
 
-    async def _fetch_reasons(self, ids: Sequence[str]) -> None:
+    async def _fetch_reasons(self, answer: dict[str, Observation]) -> None:
         """Reasons only for jobs someone waits on whose state has no known
-        reason yet: one batched command, and none at all most ticks."""
+        reason yet: one batched command, and none at all most ticks. Found
+        reasons are written into ``answer``."""
         wanted = []
-        for job_id in ids:
+        for job_id, obs in answer.items():
             entry = self.jobs.get(job_id)
-            obs = entry.observation if entry else None
-            if entry is None or obs is None or obs.reason or entry.reason_fetched_for == obs.native_state:
+            if entry is None or obs.reason or entry.reason_fetched_for == obs.native_state:
                 continue
             if entry.starting and (obs.state.queued or obs.state is JobState.FAILED):
                 wanted.append(job_id)
@@ -237,17 +239,18 @@ class JobMonitor:
             return
         self.stats["reason_queries"] += 1
         result = await self.runner.run(command)
+        if not result.ok:
+            return  # asked again next tick: a passing failure must not hide the reason
         try:
-            reasons = self.backend.parse_reasons(result, wanted) if result.ok else {}
+            reasons = self.backend.parse_reasons(result, wanted)
         except QueryError:
             return
         for job_id in wanted:
             entry = self.jobs.get(job_id)
-            if entry is None or entry.observation is None:
-                continue
-            entry.reason_fetched_for = entry.observation.native_state
+            if entry is not None:
+                entry.reason_fetched_for = answer[job_id].native_state
             if reasons.get(job_id):
-                self._update(job_id, entry, replace(entry.observation, reason=reasons[job_id]))
+                answer[job_id] = replace(answer[job_id], reason=reasons[job_id])
 
     # --- the loop -------------------------------------------------------
     def next_delay(self) -> float:
