@@ -1,1 +1,5 @@
-"""batchhub_sge: a batchhub scheduler backend plugin."""
+"""Son of Grid Engine backend for batchhub (the reference implementation)."""
+
+from .backend import SGEBackend
+
+__all__ = ["SGEBackend"]

@@ -1,0 +1,279 @@
+"""The Grid Engine backend: builds ``qsub``/``qstat``/``qdel`` commands and
+reads their answers (see ``parse``). It runs nothing itself.
+
+Status costs the scheduler ONE ``qstat -xml -u '*'`` per monitor tick,
+whatever the number of jobs; reasons (``qstat -j ID,ID -xml``) are asked
+only for jobs someone waits on. A secret never travels through Grid
+Engine: every user can read any job's environment (``qstat -j``) and the
+execd spool, so the job script holds no token and no ``-v``/``-V`` is used.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from traitlets import Bool, Dict, Enum, List, Unicode
+
+from batchhub.backend import Backend
+from batchhub.jobs import (
+    CancelOutcome,
+    Command,
+    CommandResult,
+    ConfigError,
+    JobSpec,
+    JobState,
+    Observation,
+    QueryError,
+    SubmitError,
+)
+
+from . import parse
+
+#: Values that go into a directive line unquoted: no whitespace, no shell or
+#: Grid Engine syntax that could turn one option into two.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_QUEUE_RE = re.compile(r"^[A-Za-z0-9_.@*-]+(,[A-Za-z0-9_.@*-]+)*$")
+# Paths: no whitespace or control characters, and no ':' (``-o host:path``).
+_PATH_RE = re.compile(r"^/[^\s:\x00-\x1f\x7f]*$")
+
+
+class SGEBackend(Backend):
+    """Son of Grid Engine (and its relatives: Univa/Altair GE, OGS)."""
+
+    name = "sge"
+    max_ids_per_query = None  # `qstat -u '*'` lists every job in one call
+    directive_prefix = "#$"
+
+    pe = Unicode(
+        "smp",
+        help="Parallel environment for jobs with more than one core (``-pe smp 4``); "
+        "it needs ``allocation_rule $pe_slots`` so all slots are on one node.",
+    ).tag(config=True)
+
+    pe_for_one_core = Bool(
+        False,
+        help="Also request the parallel environment for single-core jobs (``-pe smp 1``). "
+        "Off: a one-core job is a plain serial job, which every queue accepts.",
+    ).tag(config=True)
+
+    memory_complex = Unicode(
+        "rmem",
+        help="Complex that carries the memory request: ``rmem`` (booked, as on Sheffield's "
+        "ShARC), ``h_vmem`` (enforced), ``mem_free``... Empty: do not request memory.",
+    ).tag(config=True)
+
+    memory_per_slot = Bool(
+        True,
+        help="Grid Engine counts memory complexes per slot: request the job's total "
+        "divided by its cores (rounded up to a whole MB). Turn off where the "
+        "complex is consumable per JOB.",
+    ).tag(config=True)
+
+    gpu_complex = Unicode(
+        "gpu",
+        help="Consumable complex for GPUs (``-l gpu=2``). Declare it consumable JOB, or "
+        "``-pe smp 2 -l gpu=1`` books two GPUs. Empty: refuse jobs asking for GPUs.",
+    ).tag(config=True)
+
+    runtime_complex = Unicode(
+        "h_rt",
+        help="Complex for the wall-clock limit, as HH:MM:SS (``-l h_rt=8:00:00``).",
+    ).tag(config=True)
+
+    shell = Unicode(
+        "/bin/bash",
+        help="Shell Grid Engine runs the job script with (``-S``); the default job "
+        "template is written for bash.",
+    ).tag(config=True)
+
+    verify = Enum(
+        ["", "e", "w", "n", "v", "p"],
+        default_value="",
+        help="qsub's ``-w`` check of a job against the cluster: ``e`` refuses at once a "
+        "job no queue can ever run (more GPUs than any node has) instead of leaving "
+        "it pending; empty leaves the site's default.",
+    ).tag(config=True)
+
+    extra_directives = List(
+        Unicode(),
+        help="More qsub options, one per directive line, without the ``#$`` "
+        "(e.g. ``['-l arch=lx-amd64', '-m n']``). Never ``-V`` or ``-v`` with a secret: "
+        "every user can read a job's environment.",
+    ).tag(config=True)
+
+    qsub = Unicode(
+        "qsub",
+        help="The qsub program. Debian's /usr/bin wrappers start a shell per call; "
+        "point at the real binaries (e.g. /usr/lib/gridengine/qsub, with SGE_ROOT and "
+        "SGE_CELL in ``command_env``) to make every call faster.",
+    ).tag(config=True)
+
+    qstat = Unicode("qstat", help="The qstat program (see ``qsub`` about real binaries).").tag(config=True)
+    qdel = Unicode("qdel", help="The qdel program (see ``qsub`` about real binaries).").tag(config=True)
+    qacct = Unicode(
+        "qacct",
+        help="The qacct program, named in messages about finished jobs (reading the "
+        "accounting file can take long, so the monitor never runs it).",
+    ).tag(config=True)
+
+    command_env = Dict(
+        value_trait=Unicode(),
+        help="Environment for every Grid Engine command, e.g. "
+        "``{'SGE_ROOT': '/var/lib/gridengine', 'SGE_CELL': 'default'}`` (the real binaries "
+        "need both). Never put a secret here.",
+    ).tag(config=True)
+
+    # --- job script ------------------------------------------------------
+    def directives(self, spec: JobSpec) -> list[str]:
+        res = spec.resources
+        options: list[str] = [
+            f"-N {self._checked(spec.job_name, _NAME_RE, 'job name')}",
+            f"-S {self._admin_path(self.shell, 'c.SGEBackend.shell')}",
+            f"-wd {self._user_path(spec.workdir)}",
+            f"-o {self._user_path(spec.output_path)}",
+            f"-e {self._user_path(spec.error_path)}",
+        ]
+        if res.cores < 1:
+            raise SubmitError(f"A job needs at least one core, not {res.cores}.")
+        if res.cores > 1 or self.pe_for_one_core:
+            options.append(
+                f"-pe {self._checked(self.pe, _NAME_RE, 'c.SGEBackend.pe', admin=True)} {res.cores}"
+            )
+        if res.memory_mb is not None and self.memory_complex:
+            if res.memory_mb < 1:
+                raise SubmitError(f"Memory must be at least 1 MB, not {res.memory_mb} MB.")
+            per = math.ceil(res.memory_mb / res.cores) if self.memory_per_slot else res.memory_mb
+            options.append(f"-l {self._complex(self.memory_complex)}={per}M")
+        if res.gpus:
+            if not self.gpu_complex:
+                raise SubmitError("This cluster offers no GPUs through batchhub; ask for 0 GPUs.")
+            if res.gpus < 0:
+                raise SubmitError(f"GPUs cannot be negative ({res.gpus}).")
+            options.append(f"-l {self._complex(self.gpu_complex)}={res.gpus}")
+        if res.runtime_s is not None:
+            if res.runtime_s < 1:
+                raise SubmitError(f"The run time must be positive, not {res.runtime_s} s.")
+            hours, rest = divmod(res.runtime_s, 3600)
+            options.append(
+                f"-l {self._complex(self.runtime_complex)}={hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+            )
+        if res.queue:
+            options.append(f"-q {self._checked(res.queue, _QUEUE_RE, 'queue')}")
+        if res.project:
+            options.append(f"-P {self._checked(res.project, _NAME_RE, 'project')}")
+        if self.verify:
+            options.append(f"-w {self.verify}")
+        for extra in self.extra_directives:
+            options.append(self._extra(extra))
+        return [f"{self.directive_prefix} {option}" for option in options]
+
+    def _checked(self, value: str, pattern: re.Pattern[str], what: str, admin: bool = False) -> str:
+        if pattern.fullmatch(value):
+            return value
+        if admin:
+            raise ConfigError(f"{what} = {value!r} is not a valid Grid Engine name")
+        raise SubmitError(f"The {what} {value!r} is not valid: use letters, digits, '.', '_' and '-' only.")
+
+    def _complex(self, name: str) -> str:
+        return self._checked(name, _NAME_RE, "Grid Engine complex name", admin=True)
+
+    def _admin_path(self, path: str, what: str) -> str:
+        if not _PATH_RE.fullmatch(path):
+            raise ConfigError(f"{what} = {path!r} must be an absolute path without spaces or ':'")
+        return path
+
+    def _user_path(self, path: str) -> str:
+        if not _PATH_RE.fullmatch(path):
+            raise ConfigError(
+                f"the job directory {path!r} cannot be given to Grid Engine: it needs an absolute "
+                "path without spaces or ':' (check c.BatchSpawner's work directory setting)"
+            )
+        return path
+
+    def _extra(self, option: str) -> str:
+        option = option.strip()
+        if not option.startswith("-") or any(c in option for c in "\n\r\x00"):
+            raise ConfigError(f"c.SGEBackend.extra_directives: {option!r} is not one qsub option")
+        flag = option.split()[0]
+        if flag in ("-V", "-v"):
+            raise ConfigError(
+                f"c.SGEBackend.extra_directives: {flag} is refused: every Grid Engine user can "
+                "read a job's environment with qstat -j. Set variables in the job template instead."
+            )
+        return option
+
+    # --- commands --------------------------------------------------------
+    def _command(self, argv: Sequence[str], **kwargs: object) -> Command:
+        return Command(tuple(argv), env=dict(self.command_env), timeout=self.command_timeout, **kwargs)  # type: ignore[arg-type]
+
+    def submit_command(self, spec: JobSpec, script: str) -> Command:
+        return self._command((self.qsub, "-terse"), stdin=script, as_user=spec.username)
+
+    def parse_submit(self, result: CommandResult) -> str:
+        if result.timed_out:
+            raise SubmitError(
+                f"Grid Engine did not answer within {self.command_timeout:g} s. Please try again in a minute."
+            )
+        return parse.submitted_job_id(result.returncode, result.stdout, result.stderr)
+
+    # --- status ----------------------------------------------------------
+    def status_command(self, job_ids: Sequence[str]) -> Command:
+        # One listing of everyone's jobs: cheaper for qmaster than naming ids.
+        return self._command((self.qstat, "-xml", "-u", "*"))
+
+    def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        self._require_ok(result)
+        wanted = set(job_ids)
+        found: dict[str, Observation] = {}
+        for job in parse.parse_listing(result.stdout):
+            if job.job_id not in wanted or job.job_id in found:
+                continue  # array tasks repeat a number: the first entry stands
+            state = parse.state_of(job.letters)
+            reason = parse.default_reason(job.letters)
+            if state is None:
+                state, reason = JobState.PENDING, f"unrecognised Grid Engine state {job.letters!r}"
+            elif state is JobState.COMPLETED:
+                state = JobState.STOPPING  # a live listing never shows `z`; be safe if it does
+            found[job.job_id] = Observation(job.job_id, state, job.letters, reason, job.host)
+        return found
+
+    def _require_ok(self, result: CommandResult) -> None:
+        if result.timed_out or result.returncode != 0:
+            raise QueryError(result.describe())
+
+    def reason_command(self, job_ids: Sequence[str]) -> Command | None:
+        return self._command((self.qstat, "-j", ",".join(job_ids), "-xml"))
+
+    def parse_reasons(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, str]:
+        self._require_ok(result)
+        return parse.parse_details(result.stdout, job_ids)
+
+    def history_command(self, job_ids: Sequence[str]) -> Command | None:
+        # qmaster keeps recently finished jobs (`finished_jobs`, default 100);
+        # qacct would know exit codes but may read a huge file.
+        return self._command((self.qstat, "-s", "z", "-xml", "-u", "*"))
+
+    def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        self._require_ok(result)
+        wanted = set(job_ids)
+        return {
+            job.job_id: Observation(
+                job.job_id,
+                JobState.COMPLETED,
+                job.letters,
+                f"the job has finished (its exit status: {self.qacct} -j {job.job_id})",
+            )
+            for job in parse.parse_listing(result.stdout)
+            if job.job_id in wanted and "z" in job.letters
+        }
+
+    # --- cancel ----------------------------------------------------------
+    def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
+        return self._command((self.qdel, ",".join(job_ids)), as_user=username)
+
+    def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
+        if result.timed_out:
+            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
+        return parse.cancel_outcomes((result.stdout + "\n" + result.stderr).splitlines(), job_ids)
