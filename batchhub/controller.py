@@ -166,6 +166,8 @@ class JobController:
             return False
         self.lifecycle.apply(PortReported(port))
         if self.lifecycle.phase is Phase.READY:
+            assert self.lifecycle.job_id is not None
+            self.monitor.set_starting(self.lifecycle.job_id, False)  # nobody waits now: poll slowly
             self._emit("ready")
         elif self.lifecycle.job_id is not None:
             self.monitor.poke()  # learn the host now rather than next interval
