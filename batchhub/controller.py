@@ -129,6 +129,8 @@ class JobController:
         if self.lifecycle.job_live:
             # a previous job of this server still lives: end it first, never run two
             await self.request_stop()
+            if self.lifecycle.job_live and self.lifecycle.cancel_sent:
+                await self.monitor.refresh()  # a cancelled queued job is usually gone at once
             if self.lifecycle.job_live:
                 raise SpawnFailed(
                     f"The previous job {self.lifecycle.job_id} of this server could not be "
