@@ -144,8 +144,8 @@ def parse_details(text: str, job_ids: Sequence[str]) -> dict[str, str]:
     """Why each job waits or failed, from ``qstat -j ID,... -xml``.
 
     A job's own error (the reason for ``Eqw``) comes first, then the
-    scheduler's messages for it; global messages apply to every job asked
-    about that has none of its own. Unknown jobs get no reason.
+    scheduler's messages for it; global messages apply to every described
+    job that has none of its own. Unknown jobs get no reason.
     """
     root = parse_xml(text)
     if root.tag == "unknown_jobs":
@@ -159,8 +159,10 @@ def parse_details(text: str, job_ids: Sequence[str]) -> dict[str, str]:
         if job_id in wanted and message and message not in found.setdefault(job_id, []):
             found[job_id].append(message)
 
+    known: set[str] = set()  # jobs the answer describes (not the unknown ones)
     for job in root.findall("./djob_info/element"):
         job_id = _text(job, "JB_job_number")
+        known.add(job_id)
         for qim in job.iter("QIM_message"):
             add(job_id, _clean_error(qim.text or ""))
     global_messages: list[str] = []
@@ -179,7 +181,7 @@ def parse_details(text: str, job_ids: Sequence[str]) -> dict[str, str]:
     reasons = {job_id: "; ".join(messages)[:1000] for job_id, messages in found.items()}
     if global_messages:
         shared = "; ".join(dict.fromkeys(m for m in global_messages if m))[:1000]
-        for job_id in wanted - reasons.keys():
+        for job_id in (wanted & known) - reasons.keys():
             reasons[job_id] = shared
     return reasons
 
