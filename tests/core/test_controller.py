@@ -371,3 +371,20 @@ async def test_a_start_while_the_old_job_is_still_ending_is_refused(cluster: Clu
     await cluster.after(31)
     new = await cluster.submit(ctrl)
     assert cluster.live() == [new]
+
+
+async def test_a_caller_giving_up_during_submission_leaves_no_orphan(cluster: Cluster) -> None:
+    ctrl = cluster.controller()
+    cluster.runner.gate.clear()
+    caller = asyncio.ensure_future(cluster.submit(ctrl))
+    await cluster.runner.entered.wait()
+    caller.cancel()  # the hub's start timeout fires mid-submit
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    cluster.runner.gate.set()
+    await asyncio.sleep(0.01)
+    [job_id] = cluster.live()
+    assert job_id in cluster.monitor.jobs and ctrl.lifecycle.job_id == job_id  # known, so it can be stopped
+    await ctrl.request_stop()
+    await cluster.after(0)
+    assert cluster.live() == [] and ctrl.lifecycle.phase is Phase.STOPPED
