@@ -160,6 +160,10 @@ class JobMonitor:
         except QueryError as exc:
             self._failed(ids, str(exc))
             return
+        except Exception as exc:  # a parser's bug is a failed query, never an ended job
+            log.exception("the %s backend could not read a status answer", self.backend.name)
+            self._failed(ids, f"unreadable status answer ({exc!r})")
+            return
         self.failures, self.last_error = 0, ""
         vanished = [job_id for job_id in ids if job_id not in answer and job_id in self.jobs]
         if vanished:
@@ -217,7 +221,8 @@ class JobMonitor:
         result = await self.runner.run(command)
         try:
             found = self.backend.parse_history(result, ids) if result.ok else {}
-        except QueryError:
+        except Exception:  # QueryError, or a parser's bug: no history, count absences instead
+            log.debug("history query for %d job(s) gave no answer", len(ids), exc_info=True)
             return {}
         return {job_id: obs for job_id, obs in found.items() if obs.state.terminal}
 
@@ -243,7 +248,8 @@ class JobMonitor:
             return  # asked again next tick: a passing failure must not hide the reason
         try:
             reasons = self.backend.parse_reasons(result, wanted)
-        except QueryError:
+        except Exception:  # QueryError, or a parser's bug: the states stand without reasons
+            log.debug("reason query for %d job(s) gave no answer", len(wanted), exc_info=True)
             return
         for job_id in wanted:
             entry = self.jobs.get(job_id)
