@@ -486,3 +486,29 @@ async def test_a_poke_wakes_the_slow_loop() -> None:
         assert runner.count("status") > before
     finally:
         await monitor.stop()
+
+
+class BuggyBackend(ScriptedBackend):
+    """A third-party parser that crashes on output it did not expect."""
+
+    def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        if "surprise" in result.stdout:
+            raise IndexError("list index out of range")
+        return super().parse_status(result, job_ids)
+
+    def parse_reasons(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, str]:
+        raise KeyError("reason")
+
+
+async def test_a_crashing_parser_is_a_failed_query_not_an_ended_job() -> None:
+    runner = ScriptedRunner()
+    monitor = JobMonitor(BuggyBackend(reasons=True), runner, jitter=0)
+    runner.set("1", JobState.PENDING, "qw")
+    monitor.track("1", "alice")
+    await monitor.tick()  # the reason parser crashes: the state still stands
+    assert state(monitor, "1") is JobState.PENDING
+    runner.set("1", JobState.RUNNING, "r", reason="surprise")
+    for _ in range(5):
+        await monitor.refresh()  # callers such as poll() see no exception
+    assert state(monitor, "1") is JobState.PENDING
+    assert monitor.failures == 5 and "IndexError" in monitor.last_error
