@@ -31,8 +31,9 @@ _PRECEDENCE: tuple[tuple[str, JobState], ...] = (
     ("z", JobState.COMPLETED),
 )
 
+# No default for `E`: the job's own error (from `qstat -j`) is the reason,
+# and the monitor only asks for reasons the listing did not give.
 _STATE_REASONS = {
-    "E": "the job is in Grid Engine's error state",
     "d": "the job is being deleted",
     "s": "the job was suspended",
     "S": "the job's queue is suspended",
@@ -52,7 +53,7 @@ def state_of(letters: str) -> JobState | None:
 
 def default_reason(letters: str) -> str:
     """A short sentence for states whose letters alone say why."""
-    for letter in "EdsSTh":
+    for letter in "dsSTh":
         if letter in letters:
             return _STATE_REASONS[letter]
     return ""

@@ -81,7 +81,11 @@ def binary(name: str) -> str:
 @pytest.fixture
 def backend() -> SGEBackend:
     return SGEBackend(
-        qsub=binary("qsub"), qstat=binary("qstat"), qdel=binary("qdel"), command_env=SGE_ENV, command_timeout=20
+        qsub=binary("qsub"),
+        qstat=binary("qstat"),
+        qdel=binary("qdel"),
+        command_env=SGE_ENV,
+        command_timeout=20,
     )
 
 
@@ -187,7 +191,9 @@ async def test_a_job_bigger_than_the_cluster_waits_with_the_schedulers_reason(
     assert "offers only" in seen[-1].reason  # Grid Engine's own words
 
 
-async def test_a_held_job_is_held(backend: SGEBackend, runner: CountingRunner, submit: Callable[..., object]) -> None:
+async def test_a_held_job_is_held(
+    backend: SGEBackend, runner: CountingRunner, submit: Callable[..., object]
+) -> None:
     job_id = await submit("held", gpus=3)  # type: ignore[misc]  # cannot start before the hold
     hold = await runner.run(Command((binary("qhold"), job_id), as_user=USER, env=SGE_ENV))
     assert hold.ok, hold.describe()
@@ -195,6 +201,18 @@ async def test_a_held_job_is_held(backend: SGEBackend, runner: CountingRunner, s
     monitor.track(job_id, USER)
     seen = await until(monitor, job_id, lambda o: o.state is JobState.HELD, timeout=15)
     assert seen[-1].native_state.startswith("h")
+
+
+async def test_a_job_grid_engine_cannot_start_fails_with_its_error(
+    runner: CountingRunner, submit: Callable[..., object], backend: SGEBackend
+) -> None:
+    backend.shell = "/nonexistent/shell"  # Grid Engine puts the job in Eqw
+    job_id = await submit("broken")  # type: ignore[misc]
+    monitor = JobMonitor(backend, runner)
+    monitor.track(job_id, USER)
+    seen = await until(monitor, job_id, lambda o: o.state.terminal, timeout=20)
+    assert seen[-1].state is JobState.FAILED and seen[-1].native_state == "Eqw"
+    assert 'unable to find shell "/nonexistent/shell"' in seen[-1].reason
 
 
 def qmaster_alive() -> bool:
@@ -220,7 +238,9 @@ async def test_a_qmaster_restart_never_ends_a_job_and_monitoring_recovers(
         assert monitor.failures > 0, "queries against a stopped qmaster must fail"
         assert monitor.observation(job_id).state is JobState.RUNNING  # type: ignore[union-attr]
     finally:
-        up = subprocess.run([str(REPO / "scripts" / "sge-up"), "restart-qmaster"], capture_output=True, text=True)
+        up = subprocess.run(
+            [str(REPO / "scripts" / "sge-up"), "restart-qmaster"], capture_output=True, text=True
+        )
         assert up.returncode == 0, up.stderr
     seen = await until(monitor, job_id, lambda o: monitor.failures == 0, timeout=20)
     assert not any(o.state.terminal for o in seen)
