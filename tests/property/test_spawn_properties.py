@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from batchhub.controller import JobController, SpawnFailed
 from batchhub.jobs import JobSpec, JobState, ResourceRequest
@@ -80,12 +80,14 @@ class SpawnMachine(RuleBasedStateMachine):
         self.deaths: dict[int, Death] = {}
         self.seen_job_states: dict[str, JobState] = {}
         self.seen_lifecycle: dict[int, tuple[str | None, JobState | None]] = {}
+        self.accepted_cancels: set[str] = set()
         self.boot(states=None)
 
     def boot(self, states: list[dict] | None) -> None:
         """Start (or restart) the hub: a fresh runner, monitor and controllers,
         loading each server's saved state."""
         self.runner = FakeRunner(self.sched, default_timeout=30.0)
+        self.looked_at = 0
         self.monitor = JobMonitor(
             self.backend,
             self.runner,
@@ -122,6 +124,18 @@ class SpawnMachine(RuleBasedStateMachine):
         job_id = self.controllers[index].lifecycle.job_id
         return self.sched.jobs.get(job_id) if job_id else None
 
+    def current_jobs(self) -> list[tuple[int, object]]:
+        """(server index, scheduler job) for each server's current live job."""
+        found = []
+        for index, controller in enumerate(self.controllers):
+            job = self.sched.jobs.get(controller.lifecycle.job_id or "")
+            if job is not None and job.live and job.state is not JobState.STOPPING:
+                found.append((index, job))
+        return found
+
+    def has_current_job(self) -> bool:
+        return bool(self.current_jobs())
+
     # --- the hub's actions ---------------------------------------------
     @rule(index=servers, cores=st.integers(min_value=1, max_value=2))
     def start(self, index: int, cores: int) -> None:
@@ -156,6 +170,20 @@ class SpawnMachine(RuleBasedStateMachine):
             cancels = [c for c in self.runner.commands[commands:] if "fake-cancel" in c.argv]
             assert cancels == [], "a stopped server, or one whose cancel was accepted, sends no cancel"
 
+    def note_cancels(self) -> None:
+        """Every cancel command since the last look: none may follow one the
+        scheduler accepted for the same job."""
+        for result in self.runner.results[self.looked_at :]:
+            if "fake-cancel" not in result.command.argv:
+                continue
+            job_id = result.command.argv[-1]
+            assert job_id not in self.accepted_cancels, (
+                f"job {job_id} cancelled again after the scheduler accepted"
+            )
+            if result.ok and f"{job_id} cancelled" in result.stdout:
+                self.accepted_cancels.add(job_id)
+        self.looked_at = len(self.runner.results)
+
     @rule(index=servers)
     def start_timeout(self, index: int) -> None:
         controller = self.controllers[index]
@@ -164,11 +192,13 @@ class SpawnMachine(RuleBasedStateMachine):
             self.run(controller.request_stop())
             self.deaths.pop(index, None)
 
-    @rule(index=servers, port=st.integers(min_value=1024, max_value=65535))
-    def report_port(self, index: int, port: int) -> None:
-        job = self.job_of(index)
-        if job is not None and job.state in (JobState.STARTING, JobState.RUNNING):
-            self.controllers[index].report_port(port)  # the server inside the job started
+    @precondition(has_current_job)
+    @rule(pick=st.integers(min_value=0), port=st.integers(min_value=1024, max_value=65535))
+    def report_port(self, pick: int, port: int) -> None:
+        started = [(i, job) for i, job in self.current_jobs() if job.state.active]
+        if started:  # the server inside a started job reports where it listens
+            index, _ = started[pick % len(started)]
+            self.controllers[index].report_port(port)
 
     @rule(index=servers)
     def poll(self, index: int) -> None:
@@ -198,6 +228,7 @@ class SpawnMachine(RuleBasedStateMachine):
     @rule()
     def hub_restart(self) -> None:
         states = [json.loads(json.dumps(c.get_state())) for c in self.controllers]
+        self.note_cancels()
         self.boot(states)
         # the new monitor's cache starts empty; the servers' saved states carry on
         self.seen_job_states.clear()
@@ -216,39 +247,56 @@ class SpawnMachine(RuleBasedStateMachine):
     def cancel_fails(self) -> None:
         self.sched.faults.force(Fault.CANCEL_FAIL)
 
-    @rule(index=servers, reason=st.sampled_from(["node failure", "out of memory"]))
-    def job_dies(self, index: int, reason: str) -> None:
-        job = self.job_of(index)
-        if job is None or not job.live or job.state is JobState.STOPPING:
-            return
+    @precondition(has_current_job)
+    @rule(pick=st.integers(min_value=0), reason=st.sampled_from(["node failure", "out of memory"]))
+    def job_dies(self, pick: int, reason: str) -> None:
+        jobs = self.current_jobs()
+        index, job = jobs[pick % len(jobs)]
         self.sched.kill(job.job_id, reason)
         if self.controllers[index].lifecycle.phase.waiting:
             self.deaths[index] = Death(job.job_id, reason, self.clock.now())
 
-    @rule(index=servers)
-    def job_purged_early(self, index: int) -> None:
-        job = self.job_of(index)
-        if job is not None:
-            self.sched.purge(job.job_id)
-            self.deaths.pop(index, None)
+    def listed_jobs(self) -> list[tuple[int, object]]:
+        """(server index, scheduler job) for each server's job still listed,
+        finished or not: a finished job may also vanish early."""
+        found = []
+        for index, controller in enumerate(self.controllers):
+            job = self.sched.jobs.get(controller.lifecycle.job_id or "")
+            if job is not None and not job.purged:
+                found.append((index, job))
+        return found
 
-    @rule(index=servers, code=st.sampled_from([0, 1]))
-    def server_exits(self, index: int, code: int) -> None:
-        job = self.job_of(index)
-        if job is not None:
-            self.sched.finish(job.job_id, code)
+    def has_listed_job(self) -> bool:
+        return bool(self.listed_jobs())
 
-    @rule(index=servers)
-    def job_requeued(self, index: int) -> None:
-        job = self.job_of(index)
-        if job is not None:
-            self.sched.requeue(job.job_id)
+    @precondition(has_listed_job)
+    @rule(pick=st.integers(min_value=0))
+    def job_purged_early(self, pick: int) -> None:
+        jobs = self.listed_jobs()
+        index, job = jobs[pick % len(jobs)]
+        self.sched.purge(job.job_id)
+        self.deaths.pop(index, None)
 
-    @rule(index=servers, release=st.booleans())
-    def hold_or_release(self, index: int, release: bool) -> None:
-        job = self.job_of(index)
-        if job is not None:
-            (self.sched.release if release else self.sched.hold)(job.job_id)
+    @precondition(has_current_job)
+    @rule(pick=st.integers(min_value=0), code=st.sampled_from([0, 1]))
+    def server_exits(self, pick: int, code: int) -> None:
+        jobs = self.current_jobs()
+        _, job = jobs[pick % len(jobs)]
+        self.sched.finish(job.job_id, code)
+
+    @precondition(has_current_job)
+    @rule(pick=st.integers(min_value=0))
+    def job_requeued(self, pick: int) -> None:
+        jobs = self.current_jobs()
+        _, job = jobs[pick % len(jobs)]
+        self.sched.requeue(job.job_id)
+
+    @precondition(has_current_job)
+    @rule(pick=st.integers(min_value=0), release=st.booleans())
+    def hold_or_release(self, pick: int, release: bool) -> None:
+        jobs = self.current_jobs()
+        _, job = jobs[pick % len(jobs)]
+        (self.sched.release if release else self.sched.hold)(job.job_id)
 
     # --- invariants ----------------------------------------------------
     def job_counts_as_live(self, job) -> bool:
@@ -318,6 +366,11 @@ class SpawnMachine(RuleBasedStateMachine):
                 assert lc.job_state >= old_state, f"server {index} job state went back"
                 assert not old_state.terminal or lc.job_state is old_state, "a terminal state did not absorb"
             self.seen_lifecycle[index] = (lc.job_id, lc.job_state)
+
+    @invariant()
+    def cancel_is_idempotent(self) -> None:
+        if hasattr(self, "sched"):
+            self.note_cancels()
 
     @invariant()
     def deaths_fail_promptly(self) -> None:
