@@ -39,6 +39,7 @@ from ..demo import (
     start_hub,
     write_config,
 )
+from .jobs import live_job_ids
 
 
 def hub_prerequisites() -> str | None:
@@ -67,6 +68,9 @@ class RealHub:
     """A jupyterhub process with its proxy; start/stop/restart it."""
 
     def __init__(self, state_dir: Path, *, backend: str = "fake", extra_config: str = "") -> None:
+        # a job-name tag of this hub's own: the scheduler may be shared with others' jobs
+        self.job_prefix = f"bh{secrets.token_hex(3)}"
+        extra_config = f"c.Backend.job_name_prefix = {self.job_prefix!r}\n" + extra_config
         self.settings = HubSettings(
             backend=backend,
             state_dir=Path(state_dir),
@@ -82,6 +86,10 @@ class RealHub:
         self.config_file = write_config(self.settings)
         self.log_file = self.state_dir / "jupyterhub.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def live_jobs(self) -> set[str]:
+        """This hub's jobs that the scheduler still lists as queued or running."""
+        return live_job_ids(self.backend, self.state_dir, self.job_prefix)
 
     @property
     def url(self) -> str:

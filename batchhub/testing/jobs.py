@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from ..plugins import get_registry
 
@@ -42,14 +43,21 @@ def scheduler_problem(backend: str) -> str | None:
     return None
 
 
-def live_job_ids(backend: str, state_dir: Path | None = None) -> set[str]:
-    """Ids of every job the scheduler still runs or queues (any user)."""
+def live_job_ids(backend: str, state_dir: Path | None = None, prefix: str = "") -> set[str]:
+    """Ids of every job the scheduler still runs or queues (any user),
+    only those whose name starts with ``prefix`` when one is given (other
+    people's jobs share a real scheduler)."""
     if backend == "sge":
-        out = _run(["qstat", "-u", "*"]).stdout
-        return {line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
+        root = ElementTree.fromstring(_run(["qstat", "-u", "*", "-xml"]).stdout or "<x/>")
+        return {
+            (job.findtext("JB_job_number") or "").strip()
+            for job in root.iter("job_list")
+            if (job.findtext("JB_name") or "").startswith(prefix)
+        }
     if backend == "slurm":
-        out = _run(["squeue", "-h", "-o", "%i"]).stdout
-        return {line.strip() for line in out.splitlines() if line.strip()}
+        out = _run(["squeue", "-h", "-o", "%i|%j"]).stdout
+        pairs = [line.strip().split("|", 1) for line in out.splitlines() if "|" in line]
+        return {job_id for job_id, name in pairs if name.startswith(prefix)}
     if backend == "fake":
         assert state_dir is not None
         spool = state_dir / "fake-spool"

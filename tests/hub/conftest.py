@@ -10,7 +10,7 @@ import pytest
 
 from batchhub.testing import missing
 from batchhub.testing.hub import RealHub, hub_prerequisites, shared_state_dir
-from batchhub.testing.jobs import live_job_ids, scheduler_problem
+from batchhub.testing.jobs import scheduler_problem
 
 
 def _state_dir() -> Iterator[Path]:
@@ -60,4 +60,4 @@ def scheduler_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
 
 @pytest.fixture
 def jobs_before(scheduler_hub: RealHub) -> set[str]:
-    return live_job_ids(scheduler_hub.backend, scheduler_hub.state_dir)
+    return scheduler_hub.live_jobs()

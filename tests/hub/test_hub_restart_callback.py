@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from batchhub.testing.hub import RealHub
-from batchhub.testing.jobs import live_job_ids, server_process
+from batchhub.testing.jobs import server_process
 
 pytestmark = pytest.mark.hub
 
@@ -68,19 +68,19 @@ def test_port_report_refused_and_nothing_changes(
 
 def test_hub_restart_readopts_running_server(fake_hub: RealHub, alice_running: dict) -> None:
     hub = fake_hub
-    jobs = live_job_ids("fake", hub.state_dir)
+    jobs = hub.live_jobs()
     assert alice_running["job_id"] in jobs
     hub.restart()
     server = hub.wait_ready("alice", timeout=60)
     state = server["state"]["batchhub"]
     assert state["job_id"] == alice_running["job_id"], "a new job replaced the running one"
     assert state["port"] == alice_running["port"]
-    assert live_job_ids("fake", hub.state_dir) == jobs, "the restart submitted or lost a job"
+    assert hub.live_jobs() == jobs, "the restart submitted or lost a job"
     assert answers(hub, "alice")
     # still fully under control: stop after the restart cancels the job
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
     hub.wait_stopped("alice")
-    assert alice_running["job_id"] not in live_job_ids("fake", hub.state_dir)
+    assert alice_running["job_id"] not in hub.live_jobs()
 
 
 def test_failed_job_reports_clean_reason(fake_hub: RealHub) -> None:

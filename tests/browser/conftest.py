@@ -1,0 +1,68 @@
+"""A real hub and Debian's headless Chromium, driven by playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchhub.testing import missing
+from batchhub.testing.hub import RealHub, hub_prerequisites, shared_state_dir
+from batchhub.testing.jobs import scheduler_problem
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+
+
+@pytest.fixture(scope="module", params=["sge", "fake"])
+def browser_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
+    """A hub on real Grid Engine, and one on the local fake scheduler."""
+    problem = hub_prerequisites() or scheduler_problem(request.param)
+    if problem:
+        missing(problem)
+    state = shared_state_dir()
+    hub = RealHub(state, backend=request.param)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        try:
+            if hub.server("alice") is not None:
+                hub.api("DELETE", "users/alice/server")
+                hub.wait_stopped("alice")
+        finally:
+            hub.stop()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        missing("Debian's chromium (scripts/install-web-deps)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the playwright Python package")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shots(browser_hub: RealHub) -> Path:
+    """Where this test's screenshots go (test-output/, not committed)."""
+    path = OUTPUT / browser_hub.backend
+    path.mkdir(parents=True, exist_ok=True)
+    return path
