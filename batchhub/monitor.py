@@ -165,7 +165,12 @@ class JobMonitor:
             self._failed(ids, f"unreadable status answer ({exc!r})")
             return
         self.failures, self.last_error = 0, ""
-        vanished = [job_id for job_id in ids if job_id not in answer and job_id in self.jobs]
+        # a job we cancelled ended by our cancel, whatever accounting says: no need to ask
+        vanished = [
+            job_id
+            for job_id in ids
+            if job_id not in answer and job_id in self.jobs and not self.jobs[job_id].cancelling
+        ]
         if vanished:
             answer.update(await self._history(vanished))
         # reasons join the observation before anyone hears of it: a spawner
