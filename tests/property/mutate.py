@@ -127,7 +127,7 @@ def main(only: list[str]) -> int:
                 capture_output=True,
                 text=True,
             )
-            errors = re.findall(r"^E\s+(AssertionError: .*)$", run.stdout, re.M)
+            errors = re.findall(r"(AssertionError: [^\n]*)", run.stdout)
             caught = run.returncode != 0 and errors
             missed += not caught
             print(
