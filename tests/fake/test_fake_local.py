@@ -8,13 +8,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from batchhub.jobs import CancelOutcome, JobSpec, JobState, ResourceRequest
 from batchhub.runner import CommandRunner
+from batchhub.testing import missing
 from batchhub_fake import FakeBackend
 
 
@@ -117,26 +120,50 @@ def _alive(pid: int) -> bool:
     return bool(state.strip()) and not state.strip().startswith("Z")  # a zombie is dead
 
 
-def _python_for(user: str) -> bool:
-    probe = subprocess.run(
-        ["runuser", "-u", user, "--", sys.executable, "-c", "import batchhub_fake.local"],
-        capture_output=True,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    return probe.returncode == 0
+#: The environment scripts/node-env builds for jobs: every user can run it,
+#: unlike a developer's virtual environment under a private home.
+NODE_PYTHON = "/opt/batchhub/venv/bin/python"
 
 
-async def test_jobs_run_as_their_user_and_others_cannot_cancel_them(tmp_path: Path) -> None:
+def _python_for(user: str) -> str | None:
+    """An interpreter ``user`` can run that imports the fake, if any."""
+    for python, env in (
+        (NODE_PYTHON, {}),
+        (sys.executable, {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}),
+    ):
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", python, "-c", "import batchhub_fake.local"],
+            capture_output=True,
+            env={"PATH": os.environ.get("PATH", ""), **env},
+        )
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder every user can reach (pytest's own tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="batchhub-fake-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_jobs_run_as_their_user_and_others_cannot_cancel_them(shared_tmp: Path) -> None:
+    tmp_path = shared_tmp
     if os.geteuid() != 0 or not shutil.which("runuser"):
         pytest.skip("needs root to switch users")
-    if not _python_for("alice") or not _python_for("bob"):
-        pytest.skip("the test users cannot run this Python interpreter (it lives in a private directory)")
+    python = _python_for("alice")
+    if python is None or _python_for("bob") != python:
+        missing("a Python the test users can run (run scripts/node-env)")
     spool = tmp_path / "spool"
-    os.chmod(tmp_path, 0o755)
-    backend = FakeBackend(local=True, spool_dir=str(spool))
+    spool.mkdir()
+    os.chmod(spool, 0o1777)  # as the admin makes it: sticky, shared by all users
+    backend = FakeBackend(local=True, spool_dir=str(spool), python=python)
     runner = CommandRunner(
         as_user_prefix=["runuser", "-u", "{username}", "--"],
-        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={} if python == NODE_PYTHON else {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     workdir = tmp_path / "alice"
     workdir.mkdir()
