@@ -1,0 +1,454 @@
+"""The Slurm backend: ``sbatch``, ``squeue``, ``scancel`` and ``sacct``
+commands and parsers of their output. No I/O here: the core runs the
+commands (see ``batchhub.runner``).
+
+Facts this relies on (Slurm 22.05, verified on a real cluster; recorded
+outputs live in tests/data/slurm):
+
+- ``squeue -h -t all -j 1,2 -O 'JobID:|,...'`` lists the known jobs of a
+  list and exits 0, but a list of ONE unknown id exits 1 with "Invalid job
+  id specified": that means the job is gone, not that the query failed.
+- "Unable to contact slurm controller" (or any other failure) says nothing
+  about the jobs: ``QueryError``, never a terminal state.
+- ``scancel`` exits 0 for unknown ids; only ``-v`` tells per job whether it
+  was signalled, already finished, or not ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import ClassVar
+
+from traitlets import Bool, Enum, List, Unicode
+
+from batchhub.backend import Backend
+from batchhub.jobs import (
+    CancelOutcome,
+    Command,
+    CommandResult,
+    ConfigError,
+    JobSpec,
+    JobState,
+    Observation,
+    QueryError,
+    SubmitError,
+)
+
+from .states import HOLD_REASONS, STATE_REASONS, STATES, human_reason
+
+#: squeue fields, each ended by the delimiter (``:|`` = no padding, then
+#: ``|``). None of them can contain a ``|``: ids, state words, host names,
+#: integers and reason codes.
+SQUEUE_FORMAT = "JobID:|,State:|,BatchHost:|,NodeList:|,exit_code:|,Reason:|"
+SQUEUE_FIELDS = 6
+SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Reason"
+
+#: Names Slurm accepts for partitions, accounts and QOS; anything else is
+#: refused before it reaches a directive.
+NAME_RE = re.compile(r"^[A-Za-z0-9_.+@-]{1,128}$")
+#: Job ids as sbatch prints them (an array task would be ``12_3``).
+JOB_ID_RE = re.compile(r"^\d+(_\d+)?$")
+#: Characters Slurm treats specially in --output/--error (``%j`` patterns,
+#: ``\`` escapes) or that split a directive line.
+UNSAFE_PATH_RE = re.compile(r"[%\\\s\"']")
+
+#: sbatch's refusals, as advice for the person at the spawn page.
+SUBMIT_ERRORS: tuple[tuple[str, str], ...] = (
+    ("Invalid partition name", "Slurm has no such partition. Choose another partition (queue) in the form."),
+    (
+        "Requested node configuration is not available",
+        "No node in the chosen partition has that many cores, that much memory or that many GPUs. "
+        "Ask for less, or choose another partition.",
+    ),
+    (
+        "Invalid account or account/partition combination",
+        "You cannot charge jobs to that account (project) in that partition. "
+        "Choose one of your accounts, or ask your administrator to add you.",
+    ),
+    (
+        "Invalid qos specification",
+        "The quality of service (QOS) is not available to you. Ask your administrator.",
+    ),
+    (
+        "Job violates accounting/QOS policy",
+        "The job exceeds a limit of your account or QOS (number of jobs, cores, memory or run time). "
+        "Stop another job or ask for less.",
+    ),
+    (
+        "QOSMax",
+        "The job exceeds a per-job limit of your QOS. "
+        "Ask for fewer cores, less memory or a shorter run time.",
+    ),
+    (
+        "Requested time limit is invalid",
+        "The run time is longer than the partition allows. Ask for a shorter run time.",
+    ),
+    (
+        "Memory required by task is not available",
+        "No node in the chosen partition has that much memory. Ask for less memory.",
+    ),
+    (
+        "Invalid generic resource (gres) specification",
+        "The chosen partition has no GPUs of that kind. Ask for no GPUs or choose a GPU partition.",
+    ),
+    (
+        "Invalid Trackable RESource (TRES) specification",
+        "The chosen partition has no GPUs of that kind. Ask for no GPUs or choose a GPU partition.",
+    ),
+    (
+        "Unable to contact slurm controller",
+        "The Slurm controller is not answering. "
+        "Try again in a minute; if it persists, tell your administrator.",
+    ),
+    ("Access/permission denied", "Slurm refused to run jobs for your account. Ask your administrator."),
+)
+
+
+def first_node(nodelist: str) -> str | None:
+    """The first host of a Slurm host list: ``gpu[03-05,9],cpu1`` -> ``gpu03``."""
+    nodelist = nodelist.strip()
+    if nodelist in ("", "n/a", "(null)", "None"):
+        return None
+    depth, end = 0, len(nodelist)
+    for i, char in enumerate(nodelist):
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            end = i
+            break
+    first = nodelist[:end]
+    # Each bracket group stands for a set of numbers: take its first one.
+    first = re.sub(r"\[([^\],-]+)[^\]]*\]", r"\1", first)
+    return first or None
+
+
+def slurm_time(seconds: int) -> str:
+    """A time limit in Slurm's ``D-HH:MM:SS`` form."""
+    seconds = max(1, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def exit_code_from_status(raw: str) -> int | None:
+    """squeue's ``exit_code`` is a wait status: exit code in the high byte,
+    signal in the low bits; a signal is reported as 128 + signal."""
+    try:
+        status = int(raw)
+    except ValueError:
+        return None
+    if status < 0:
+        return None
+    signal = status & 0x7F
+    return 128 + signal if signal else (status >> 8) & 0xFF
+
+
+def exit_code_from_sacct(raw: str) -> int | None:
+    """sacct's ``ExitCode`` is ``code:signal``."""
+    code, _, signal = raw.partition(":")
+    try:
+        sig = int(signal or 0)
+        return 128 + sig if sig else int(code)
+    except ValueError:
+        return None
+
+
+class SlurmBackend(Backend):
+    """Runs each server as a Slurm batch job."""
+
+    name: ClassVar[str] = "slurm"
+    max_ids_per_query: ClassVar[int | None] = 500  # keeps argv well under any limit
+    directive_prefix: ClassVar[str] = "#SBATCH"
+
+    sbatch_path = Unicode(
+        "sbatch", help="The sbatch command (a name on the runner's PATH, or a full path)."
+    ).tag(config=True)
+    squeue_path = Unicode(
+        "squeue", help="The squeue command (a name on the runner's PATH, or a full path)."
+    ).tag(config=True)
+    scancel_path = Unicode(
+        "scancel", help="The scancel command (a name on the runner's PATH, or a full path)."
+    ).tag(config=True)
+    sacct_path = Unicode(
+        "sacct",
+        help="The sacct command, asked how jobs that left squeue's listing ended. "
+        "Empty to never ask (sites without accounting; a failing sacct is harmless "
+        "either way: the job's state stays unknown, never ended).",
+    ).tag(config=True)
+    use_accounting = Bool(
+        True,
+        help="Ask sacct how a job ended once squeue no longer lists it. Turn off where "
+        "AccountingStorageType is accounting_storage/none to save one command per vanished job.",
+    ).tag(config=True)
+
+    gpu_request = Enum(
+        ["gres", "gpus"],
+        default_value="gres",
+        help='How GPUs are requested: "gres" writes --gres=gpu:N (works everywhere), '
+        '"gpus" writes --gpus=N (needs select/cons_tres).',
+    ).tag(config=True)
+    gpu_gres = Unicode(
+        "gpu",
+        help='The GRES name (optionally with a type) GPUs are asked for, e.g. "gpu" or '
+        '"gpu:a100": --gres=gpu:a100:N. With gpu_request="gpus" a type becomes --gpus=a100:N.',
+    ).tag(config=True)
+    qos = Unicode("", help="Quality of service for every job (--qos); empty leaves Slurm's default.").tag(
+        config=True
+    )
+    export = Unicode(
+        "NONE",
+        help="Value of sbatch --export. NONE (the default) passes nothing of the submitting "
+        "environment: the job gets the user's own login environment plus the variables the "
+        "job script exports, and nothing of the hub's. ALL would pass the runner's environment.",
+    ).tag(config=True)
+    extra_directives = List(
+        Unicode(),
+        help='More sbatch options for every job, one per item, e.g. ["--constraint=avx2", '
+        '"--reservation=jupyter"]; each becomes one "#SBATCH ..." line.',
+    ).tag(config=True)
+
+    # --- job script -----------------------------------------------------
+    def directives(self, spec: JobSpec) -> list[str]:
+        res = spec.resources
+        for path in (spec.output_path, spec.error_path):
+            if UNSAFE_PATH_RE.search(path):
+                raise ConfigError(
+                    f"the job directory {spec.workdir!r} contains a space, quote, % or backslash, "
+                    "which Slurm cannot take in --output; choose a plainer directory"
+                )
+        options = [
+            f"--job-name={self._safe_job_name(spec.job_name)}",
+            f"--output={spec.output_path}",
+            f"--error={spec.error_path}",
+            "--nodes=1",
+            "--ntasks=1",
+            f"--cpus-per-task={int(res.cores)}",
+        ]
+        if res.memory_mb is not None:
+            options.append(f"--mem={int(res.memory_mb)}M")
+        if res.gpus:
+            options.append(self._gpu_option(int(res.gpus)))
+        if res.runtime_s is not None:
+            options.append(f"--time={slurm_time(res.runtime_s)}")
+        if res.queue:
+            options.append(f"--partition={self._name(res.queue, 'partition')}")
+        if res.project:
+            options.append(f"--account={self._name(res.project, 'account')}")
+        if self.qos:
+            options.append(f"--qos={self._name(self.qos, 'QOS')}")
+        options.append(f"--export={self._export()}")
+        for extra in self.extra_directives:
+            if "\n" in extra or "\r" in extra or not extra.strip().startswith("-"):
+                raise ConfigError(f"c.SlurmBackend.extra_directives item {extra!r} must be one sbatch option")
+            options.append(extra.strip())
+        return [f"{self.directive_prefix} {option}" for option in options]
+
+    def _gpu_option(self, count: int) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", self.gpu_gres):
+            raise ConfigError(
+                f"c.SlurmBackend.gpu_gres {self.gpu_gres!r} is not a GRES name like gpu or gpu:a100"
+            )
+        if self.gpu_request == "gpus":
+            kind = self.gpu_gres.partition(":")[2]
+            return f"--gpus={kind}:{count}" if kind else f"--gpus={count}"
+        return f"--gres={self.gpu_gres}:{count}"
+
+    def _export(self) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_,]+", self.export):
+            raise ConfigError(
+                f"c.SlurmBackend.export {self.export!r} must be NONE, ALL or NONE,NAME,...: "
+                "values belong in the job script, not on sbatch's command line"
+            )
+        return self.export
+
+    @staticmethod
+    def _name(value: str, what: str) -> str:
+        if not NAME_RE.match(value):
+            raise SubmitError(f"{value!r} is not a valid Slurm {what} name.")
+        return value
+
+    @staticmethod
+    def _safe_job_name(name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200] or "batchhub"
+
+    # --- submit ---------------------------------------------------------
+    def submit_command(self, spec: JobSpec, script: str) -> Command:
+        # The script comes on stdin; sbatch reads it there when given no file.
+        return Command(
+            (self.sbatch_path, "--parsable"),
+            stdin=script,
+            as_user=spec.username,
+            timeout=self.command_timeout,
+        )
+
+    def parse_submit(self, result: CommandResult) -> str:
+        if result.timed_out:
+            raise SubmitError(
+                "Slurm did not answer the submission in time. The job may or may not exist; "
+                "try again in a minute."
+            )
+        if result.ok:
+            # --parsable prints "id" or "id;cluster".
+            line = next((ln.strip() for ln in result.stdout.splitlines() if ln.strip()), "")
+            job_id = line.split(";", 1)[0]
+            if JOB_ID_RE.match(job_id):
+                return job_id
+            raise SubmitError(f"Slurm accepted the job but printed no job id ({result.describe()}).")
+        text = f"{result.stderr}\n{result.stdout}"
+        for needle, message in SUBMIT_ERRORS:
+            if needle.lower() in text.lower():
+                return self._raise_submit(message, result)
+        return self._raise_submit("Slurm refused the job.", result)
+
+    @staticmethod
+    def _raise_submit(message: str, result: CommandResult) -> str:
+        detail = " ".join(
+            line.removeprefix("sbatch: error: ").strip()
+            for line in (result.stderr or result.stdout).splitlines()
+            if "error" in line.lower()
+        )
+        raise SubmitError(f"{message} (Slurm said: {detail[:300]})" if detail else message)
+
+    # --- status ---------------------------------------------------------
+    def status_command(self, job_ids: Sequence[str]) -> Command:
+        return Command(
+            (
+                self.squeue_path,
+                "--noheader",
+                "--states=all",
+                f"--jobs={','.join(job_ids)}",
+                "-O",
+                SQUEUE_FORMAT,
+            ),
+            timeout=self.command_timeout,
+        )
+
+    def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        if result.timed_out:
+            raise QueryError(result.describe())
+        if result.returncode != 0:
+            # squeue's quirk: ONE unknown id alone fails; in a list it is just absent.
+            if len(job_ids) == 1 and "Invalid job id specified" in result.stderr:
+                return {}
+            raise QueryError(result.describe())
+        wanted = set(job_ids)
+        answer: dict[str, Observation] = {}
+        for line in result.stdout.splitlines():
+            if not line.strip():
+                continue
+            fields = line.strip().split("|")
+            if fields and fields[-1] == "":
+                fields.pop()  # every field ends with the delimiter
+            if len(fields) != SQUEUE_FIELDS:
+                raise QueryError(f"squeue printed a line batchhub cannot read: {line[:200]!r}")
+            job_id, native, batch_host, nodelist, status, reason_code = (f.strip() for f in fields)
+            if job_id not in wanted:
+                continue
+            obs = self._observe(job_id, native, reason_code, batch_host, nodelist)
+            if obs.state.terminal:
+                obs = self._with_exit(obs, exit_code_from_status(status))
+            answer[job_id] = obs
+        return answer
+
+    def _observe(
+        self, job_id: str, native: str, reason_code: str, batch_host: str, nodelist: str
+    ) -> Observation:
+        word = native.split()[0] if native.split() else ""
+        state = STATES.get(word)
+        if state is None:
+            # A state newer than this code: never guess an end, and do not
+            # fail the whole batch for one job. PENDING is the lowest state,
+            # so the monitor (which never moves a job backwards) keeps
+            # whatever it knew.
+            self.log.warning("squeue reported job %s in an unknown state %r", job_id, native)
+            return Observation(job_id, JobState.PENDING, native, f"Slurm reports the state {word or '?'}")
+        if state is JobState.PENDING and reason_code in HOLD_REASONS:
+            state = JobState.HELD
+        reason = human_reason(reason_code)
+        if state.terminal and word in STATE_REASONS and reason_code in ("", "None", word.title()):
+            reason = STATE_REASONS[word]
+        host = None if state.queued else (first_node(batch_host) or first_node(nodelist))
+        return Observation(job_id, state, native, reason, host)
+
+    @staticmethod
+    def _with_exit(obs: Observation, code: int | None) -> Observation:
+        reason = obs.reason
+        if obs.state is JobState.FAILED and code and reason in ("", human_reason("NonZeroExitCode")):
+            reason = f"the job exited with code {code}"
+        return replace(obs, exit_code=code, reason=reason)
+
+    # --- accounting -----------------------------------------------------
+    def history_command(self, job_ids: Sequence[str]) -> Command | None:
+        if not self.use_accounting or not self.sacct_path:
+            return None
+        return Command(
+            (
+                self.sacct_path,
+                "--noheader",
+                "--parsable2",
+                "--allocations",
+                "--allusers",
+                f"--jobs={','.join(job_ids)}",
+                f"--format={SACCT_FORMAT}",
+            ),
+            timeout=self.command_timeout,
+        )
+
+    def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        # Without accounting sacct fails ("Slurm accounting storage is
+        # disabled"): that is "unknown", never an end.
+        if not result.ok:
+            raise QueryError(result.describe())
+        wanted = set(job_ids)
+        answer: dict[str, Observation] = {}
+        for line in result.stdout.splitlines():
+            fields = line.strip().split("|")
+            if len(fields) != 5:
+                continue  # sacct mixes in warnings on some sites: skip what is not a record
+            job_id, native, exit_raw, nodelist, reason_code = (f.strip() for f in fields)
+            if job_id not in wanted:
+                continue
+            word = native.split()[0] if native.split() else ""  # "CANCELLED by 2001"
+            if word not in STATES:
+                continue
+            obs = self._observe(job_id, word, reason_code, "", nodelist)
+            if obs.state.terminal:
+                obs = self._with_exit(obs, exit_code_from_sacct(exit_raw))
+            answer[job_id] = obs  # sacct lists requeued runs oldest first: the last one wins
+        return answer
+
+    # --- cancel ---------------------------------------------------------
+    def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
+        # -v makes scancel say per job what happened; without it an
+        # unknown id and a signalled job both print nothing and exit 0.
+        return Command((self.scancel_path, "-v", *job_ids), as_user=username, timeout=self.command_timeout)
+
+    def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
+        if result.timed_out or result.returncode not in (0, 1, 210):
+            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
+        text = f"{result.stdout}\n{result.stderr}"
+        if "Unable to contact slurm controller" in text:
+            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
+        errors: dict[str, str] = {}
+        for match in re.finditer(r"error on job id (\S+?):\s*(.*)", text):
+            errors[match.group(1)] = match.group(2)
+        outcomes: dict[str, CancelOutcome] = {}
+        for job_id in job_ids:
+            error = errors.get(job_id)
+            if error is None:
+                # No complaint about this id: signalled if scancel says so,
+                # or (rc 0, no -v output, e.g. a wrapper) accepted.
+                signalled = re.search(rf"Terminating job {re.escape(job_id)}\b", text)
+                outcomes[job_id] = (
+                    CancelOutcome.REQUESTED if signalled or result.returncode == 0 else CancelOutcome.FAILED
+                )
+            elif "Invalid job id" in error or "already completing or completed" in error:
+                outcomes[job_id] = CancelOutcome.ALREADY_GONE
+            elif "permission denied" in error.lower():
+                outcomes[job_id] = CancelOutcome.DENIED
+            else:
+                outcomes[job_id] = CancelOutcome.FAILED
+        return outcomes
