@@ -98,7 +98,8 @@ def test_export_policy_must_be_names_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(60, "0-00:01:00"), (3600, "0-01:00:00"), (86400 * 3 + 59, "3-00:00:59"), (0, "0-00:00:01")]
+    ("seconds", "text"),
+    [(60, "0-00:01:00"), (3600, "0-01:00:00"), (86400 * 3 + 59, "3-00:00:59"), (0, "0-00:00:01")],
 )
 def test_slurm_time(seconds: int, text: str) -> None:
     assert slurm_time(seconds) == text

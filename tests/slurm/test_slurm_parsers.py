@@ -161,7 +161,13 @@ def test_a_line_batchhub_cannot_read_fails_the_query() -> None:
 
 @pytest.mark.parametrize(
     ("nodelist", "first"),
-    [("vm", "vm"), ("gpu[03-05,9],cpu1", "gpu03"), ("rack[1-2]-n[07-08]", "rack1-n07"), ("", None), ("n/a", None)],
+    [
+        ("vm", "vm"),
+        ("gpu[03-05,9],cpu1", "gpu03"),
+        ("rack[1-2]-n[07-08]", "rack1-n07"),
+        ("", None),
+        ("n/a", None),
+    ],
 )
 def test_first_node_of_a_host_list(nodelist: str, first: str | None) -> None:
     assert first_node(nodelist) == first

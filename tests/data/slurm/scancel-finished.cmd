@@ -1,0 +1,1 @@
+scancel -v 65

@@ -1,0 +1,1 @@
+squeue --noheader --states=all --jobs=70 -O 'JobID:|,State:|,BatchHost:|,NodeList:|,exit_code:|,Reason:|'
