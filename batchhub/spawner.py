@@ -402,7 +402,7 @@ class BatchSpawner(Spawner):
     async def poll(self) -> int | None:
         controller = self.controller
         lc = controller.lifecycle
-        if lc.phase.waiting and not self._spawn_pending and controller._submitting is None:
+        if lc.phase.waiting and controller.adopted:
             # a spawn a previous hub process began and never finished: end it cleanly
             self.log.warning(
                 "cancelling job %s of %s, left mid-spawn by a restart", lc.job_id, self._log_name

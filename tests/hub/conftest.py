@@ -52,6 +52,13 @@ def fake_hub() -> Iterator[RealHub]:
     yield from start_hub("fake", BOB_FAILS)
 
 
+@pytest.fixture(scope="module")
+def slow_hub() -> Iterator[RealHub]:
+    """A hub whose jobs run but whose servers take 40 s to start: a spawn
+    stays half-way long enough to crash the hub during it."""
+    yield from start_hub("fake", "c.BatchSpawner.job_prologue = 'sleep 40'\n")
+
+
 @pytest.fixture(scope="module", params=["fake", "sge", "slurm"])
 def scheduler_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
     """A hub on each scheduler: the local fake (quick, always there), then real SGE and Slurm."""
