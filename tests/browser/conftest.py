@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,4 +66,32 @@ def shots(browser_hub: RealHub) -> Path:
     """Where this test's screenshots go (test-output/, not committed)."""
     path = OUTPUT / browser_hub.backend
     path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.png"):
+        old.unlink()
     return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
+    return report
+
+
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.fixture
+def page(browser: Any, browser_hub: RealHub, shots: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser tab; when the test fails, a screenshot of where it
+    stood and the hub's log say why (a timeout alone does not)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    report = request.node.stash.get(CALL_REPORT, None)
+    if report is not None and report.failed:
+        tab.screenshot(path=str(shots / "failed.png"), full_page=True)
+        print(f"\n--- failed at {tab.url}; hub log ---\n{browser_hub.log_tail(80)}")
+    context.close()
