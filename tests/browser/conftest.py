@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,14 @@ def browser_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
     if problem:
         missing(problem)
     state = shared_state_dir()
-    hub = RealHub(state, backend=request.param)
+    # alice's server files in a directory of this hub's own: another hub
+    # spawning alice's default server at the same time (other tests on a
+    # shared scheduler) would otherwise overwrite or consume our token file
+    workdirs = Path(pwd.getpwnam("alice").pw_dir, ".batchhub", f"browser-{secrets.token_hex(3)}")
+    template = f"{workdirs}/{{server}}"
+    hub = RealHub(
+        state, backend=request.param, extra_config=f"c.BatchSpawner.workdir_template = {template!r}\n"
+    )
     hub.start()
     try:
         yield hub
@@ -45,6 +54,7 @@ def browser_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
         finally:
             hub.stop()
             shutil.rmtree(state, ignore_errors=True)
+            shutil.rmtree(workdirs, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
