@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import pwd
 import re
@@ -66,6 +67,20 @@ SECRET_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
 PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 95}
 
 
+def server_dir_name(name: str) -> str:
+    """The ``{server}`` of ``workdir_template``: ``default`` for the default
+    server, a named server's own name where it is a plain file name, else
+    that name made safe plus a digest of it. Two servers never share a
+    directory (a named server called "default", or "a b" beside "a_b"), and
+    no name reaches outside it (".." or "a/b", which JupyterHub 5 allows)."""
+    if not name:
+        return "default"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    if safe == name and name != "default" and not name.startswith("."):
+        return name
+    return f"{safe.lstrip('.') or 'server'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 class _Shared:
     """Per-hub singletons: one runner, and one monitor per backend."""
 
@@ -101,7 +116,8 @@ class BatchSpawner(Spawner):
         "{home}/.batchhub/{server}",
         help="Private per-server directory (made 0700 by the user before each submission) that holds "
         "the token file and the job's output and error files. {home} is the user's home directory, "
-        "{username} the user, {server} the server's name ('default' for the default server). "
+        "{username} the user, {server} the server's name ('default' for the default server; a named "
+        "server whose name is 'default' or is not a plain file name gets a digest appended). "
         "It must be on a file system the compute nodes share.",
     ).tag(config=True)
 
@@ -260,8 +276,9 @@ class BatchSpawner(Spawner):
 
     def workdir(self) -> str:
         home = pwd.getpwnam(self.user.name).pw_dir
-        server = re.sub(r"[^A-Za-z0-9_.-]", "_", self.server_label)
-        return self.workdir_template.format(home=home, username=self.user.name, server=server)
+        return self.workdir_template.format(
+            home=home, username=self.user.name, server=server_dir_name(self.name)
+        )
 
     def job_env(self) -> dict[str, str]:
         """The job's environment, secrets removed (they travel in the token file)."""
