@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import signal
 import subprocess
@@ -64,13 +65,32 @@ class HubError(RuntimeError):
     pass
 
 
+def server_path(user: str, name: str = "") -> str:
+    """The REST path of a user's server: the default one, or a named one."""
+    return f"users/{user}/servers/{name}" if name else f"users/{user}/server"
+
+
 class RealHub:
     """A jupyterhub process with its proxy; start/stop/restart it."""
 
-    def __init__(self, state_dir: Path, *, backend: str = "fake", extra_config: str = "") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        backend: str = "fake",
+        extra_config: str = "",
+        private_workdirs: bool = False,
+    ) -> None:
         # a job-name tag of this hub's own: the scheduler may be shared with others' jobs
         self.job_prefix = f"bh{secrets.token_hex(3)}"
         extra_config = f"c.Backend.job_name_prefix = {self.job_prefix!r}\n" + extra_config
+        #: With ``private_workdirs``, servers keep their files under
+        #: ~/.batchhub/<job_prefix>/ rather than ~/.batchhub/: hubs that run
+        #: at once for the same users never share a token or error file.
+        self.workdir_subdir = self.job_prefix if private_workdirs else ""
+        if private_workdirs:
+            template = f"{{home}}/.batchhub/{self.job_prefix}/{{server}}"
+            extra_config = f"c.BatchSpawner.workdir_template = {template!r}\n" + extra_config
         self.settings = HubSettings(
             backend=backend,
             state_dir=Path(state_dir),
@@ -86,6 +106,10 @@ class RealHub:
         self.config_file = write_config(self.settings)
         self.log_file = self.state_dir / "jupyterhub.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def workdir_base(self, user: str) -> Path:
+        """The directory that holds ``user``'s per-server directories."""
+        return Path(pwd.getpwnam(user).pw_dir) / ".batchhub" / self.workdir_subdir
 
     def live_jobs(self) -> set[str]:
         """This hub's jobs that the scheduler still lists as queued or running."""
@@ -153,15 +177,23 @@ class RealHub:
         r.raise_for_status()
         return r.json()
 
-    def server(self, user: str) -> dict[str, Any] | None:
-        return self.user_model(user).get("servers", {}).get("")
+    def server(self, user: str, name: str = "") -> dict[str, Any] | None:
+        """The user's running (or starting) server ``name`` ("" is the default one)."""
+        return self.user_model(user).get("servers", {}).get(name)
 
-    def spawner_state(self, user: str) -> dict[str, Any]:
-        """The default server's persisted batchhub state (admin view)."""
+    def spawner_state(self, user: str, name: str = "") -> dict[str, Any]:
+        """A server's persisted batchhub state (admin view), also once stopped."""
         r = self.api("GET", f"users/{user}", params={"include_stopped_servers": "1"})
         r.raise_for_status()
         servers = r.json().get("servers", {})
-        return (servers.get("", {}).get("state") or {}).get("batchhub") or {}
+        return (servers.get(name, {}).get("state") or {}).get("batchhub") or {}
+
+    def wait_jobs_gone(self, job_ids: set[str], timeout: float = 60.0) -> None:
+        """Wait until the scheduler lists none of ``job_ids`` (Grid Engine
+        shows a deleted running job as ``dr`` until its node reports the end)."""
+        self.wait_for(
+            f"jobs {sorted(job_ids)} to leave the scheduler", lambda: not job_ids & self.live_jobs(), timeout
+        )
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -172,40 +204,41 @@ class RealHub:
             time.sleep(0.3)
         raise HubError(f"timed out waiting for {what}:\n{self.log_tail()}")
 
-    def wait_ready(self, user: str, timeout: float = 120.0) -> dict[str, Any]:
+    def wait_ready(self, user: str, timeout: float = 120.0, *, name: str = "") -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
-            server = self.server(user)
+            server = self.server(user, name)
             if server is None:
-                raise HubError(f"{user}'s server is gone (spawn failed?):\n{self.log_tail()}")
+                raise HubError(f"{user}'s server {name!r} is gone (spawn failed?):\n{self.log_tail()}")
             return server if server.get("ready") else None
 
-        return self.wait_for(f"{user}'s server to be ready", ready, timeout)
+        return self.wait_for(f"{user}'s server {name!r} to be ready", ready, timeout)
 
-    def wait_stopped(self, user: str, timeout: float = 60.0) -> None:
-        self.wait_for(f"{user}'s server to stop", lambda: self.server(user) is None, timeout)
+    def wait_stopped(self, user: str, timeout: float = 60.0, *, name: str = "") -> None:
+        self.wait_for(f"{user}'s server {name!r} to stop", lambda: self.server(user, name) is None, timeout)
 
     def user_token(self, user: str) -> str:
         r = self.api("POST", f"users/{user}/tokens", json={"note": "test", "expires_in": 3600})
         r.raise_for_status()
         return r.json()["token"]
 
-    def progress_events(self, user: str, timeout: float = 120.0) -> ProgressReader:
-        return ProgressReader(self, user, timeout)
+    def progress_events(self, user: str, timeout: float = 120.0, *, name: str = "") -> ProgressReader:
+        return ProgressReader(self, user, timeout, name)
 
 
 class ProgressReader:
     """Reads the server-sent progress stream in a thread (it blocks until
     the spawn ends), collecting events."""
 
-    def __init__(self, hub: RealHub, user: str, timeout: float) -> None:
+    def __init__(self, hub: RealHub, user: str, timeout: float, name: str = "") -> None:
         self.events: list[dict[str, Any]] = []
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, args=(hub, user, timeout), daemon=True)
+        path = f"{server_path(user, name)}/progress"
+        self._thread = threading.Thread(target=self._read, args=(hub, path, timeout), daemon=True)
         self._thread.start()
 
-    def _read(self, hub: RealHub, user: str, timeout: float) -> None:
+    def _read(self, hub: RealHub, path: str, timeout: float) -> None:
         try:
-            with hub.api("GET", f"users/{user}/server/progress", stream=True) as r:
+            with hub.api("GET", path, stream=True) as r:
                 r.raise_for_status()
                 for line in r.iter_lines(decode_unicode=True):
                     if line and line.startswith("data:"):
