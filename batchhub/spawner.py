@@ -19,6 +19,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jupyterhub
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
 from tornado.web import HTTPError
@@ -58,6 +59,8 @@ class SpawnException(_HubSpawnException):
         super().__init__(message, reason=reason, status_code=status_code, **kw)
         self.jupyterhub_message = message
 
+
+_HUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
 
 #: Variables from JupyterHub's get_env() that are secrets: they reach the
 #: job only through the private token file, never its environment or script.
@@ -262,8 +265,17 @@ class BatchSpawner(Spawner):
     def resource_request(self) -> ResourceRequest:
         """The validated request from ``user_options`` (form, ``opt-``
         query parameters or REST body alike)."""
+        options = self.user_options or {}
+        if "user_options" in options and _HUB_MAJOR < 6:
+            # a request written for JupyterHub 6 ({"user_options": {...}}) sent to 5
+            raise SpawnException(
+                f"Your resource request was refused: JupyterHub {jupyterhub.__version__} takes the "
+                'options as the request body itself, not inside "user_options".',
+                reason="bad_options",
+                status_code=400,
+            )
         try:
-            return resources.parse_options(self.resource_form, self.user_options or {})
+            return resources.parse_options(self.resource_form, options)
         except BatchhubError as exc:
             raise SpawnException(
                 f"Your resource request was refused: {exc}", reason="bad_options", status_code=400
