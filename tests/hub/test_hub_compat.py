@@ -20,6 +20,7 @@ from pathlib import Path
 import jupyterhub
 import pytest
 import requests
+from jupyterhub.spawner import Spawner
 
 from batchhub.spawner import server_dir_name
 from batchhub.testing import missing
@@ -31,15 +32,26 @@ pytestmark = pytest.mark.hub
 HUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
 #: JupyterHub 6 takes only lowercase slugs as new server names; 5 took more.
 ODD_NAME = "gpu-run.1" if HUB_MAJOR < 6 else "gpu-run-1"
+#: JupyterHub >= 5.3 validates user_options before the spawn starts.
+HAS_APPLY_USER_OPTIONS = "apply_user_options" in Spawner.class_trait_names()
 CULLER_TOKEN = secrets.token_hex(24)
 ADMIN_PASSWORD = secrets.token_urlsafe(32)  # the hub wants at least 32 characters
+
+try:
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator  # noqa: F401
+
+    ADMIN_AUTH = f"c.SharedPasswordAuthenticator.admin_password = {ADMIN_PASSWORD!r}"
+except ImportError:  # JupyterHub < 5.3: the dummy authenticator, one password for everyone
+    ADMIN_AUTH = (
+        f"c.JupyterHub.authenticator_class = 'dummy'\nc.DummyAuthenticator.password = {ADMIN_PASSWORD!r}"
+    )
 
 #: Named servers; bob is an admin who uses the admin panel; a service with
 #: exactly the scopes jupyterhub-idle-culler's documentation gives it.
 COMPAT_CONFIG = f"""
 c.JupyterHub.allow_named_servers = True
 c.Authenticator.admin_users = {{'bob'}}
-c.SharedPasswordAuthenticator.admin_password = {ADMIN_PASSWORD!r}
+{ADMIN_AUTH}
 c.JupyterHub.services.append({{'name': 'idle-culler', 'api_token': {CULLER_TOKEN!r}}})
 c.JupyterHub.load_roles.append({{
     'name': 'idle-culler',
@@ -191,12 +203,36 @@ def test_invalid_options_refused_before_any_job(fake_compat_hub: RealHub, clean:
     hub = fake_compat_hub
     before = hub.live_jobs()
     r = hub.api("POST", "users/alice/server", json=spawn_body({"cores": 999}))
-    assert 400 <= r.status_code < 500, r.text
-    message = r.json()["message"]
+    if r.status_code == 202 and not HAS_APPLY_USER_OPTIONS:
+        # JupyterHub < 5.3 has no check before start(); start() refuses at
+        # once, before any job, and the spawn page shows why
+        events = hub.progress_events("alice").join(30)
+        assert events[-1].get("failed"), events
+        message = events[-1]["message"]
+    else:
+        assert 400 <= r.status_code < 500, r.text
+        message = r.json()["message"]
     assert "cores" in message and "999" in message and "unknown option" not in message, message
     assert "Traceback" not in r.text
     time.sleep(1)
     assert hub.server("alice") is None
+    assert hub.live_jobs() - before == set()
+
+
+@pytest.mark.jhcompat
+def test_a_jupyterhub_6_body_on_jupyterhub_5_gets_a_hint(fake_compat_hub: RealHub, clean: None) -> None:
+    if HUB_MAJOR >= 6:
+        pytest.skip('JupyterHub 6 takes {"user_options": ...} itself')
+    hub = fake_compat_hub
+    before = hub.live_jobs()
+    r = hub.api("POST", "users/alice/server", json={"user_options": {"cores": 2}})
+    if r.status_code == 202 and not HAS_APPLY_USER_OPTIONS:
+        message = hub.progress_events("alice").join(30)[-1]["message"]
+    else:
+        assert r.status_code == 400, r.text
+        message = r.json()["message"]
+    assert "request body itself" in message, message
+    time.sleep(1)
     assert hub.live_jobs() - before == set()
 
 
