@@ -178,6 +178,14 @@ class BatchSpawner(Spawner):
     def _default_start_timeout(self) -> int:
         return 300  # queues take time; the progress page keeps the user informed
 
+    @default("notebook_dir")
+    def _default_notebook_dir(self) -> str:
+        # the job runs in its private directory; the user's files are at home
+        try:
+            return pwd.getpwnam(self.user.name).pw_dir
+        except (KeyError, AttributeError):
+            return ""
+
     @default("http_timeout")
     def _default_http_timeout(self) -> int:
         return 120

@@ -30,8 +30,14 @@ def workdir(user: str) -> Path:
     return Path(pwd.getpwnam(user).pw_dir) / ".batchhub" / "default"
 
 
+#: A file in alice's home that her server's file browser must show.
+HOME_MARKER = "batchhub-home-marker.txt"
+
+
 def test_spawn_progress_proxy_and_stop(scheduler_hub: RealHub, jobs_before: set[str]) -> None:
     hub = scheduler_hub
+    marker = Path(pwd.getpwnam("alice").pw_dir) / HOME_MARKER
+    marker.write_text("visible in JupyterLab\n")
     hub.api("POST", "users", json={"usernames": ["alice", "bob"]})
     r = hub.api("POST", "users/alice/server", json={"user_options": OPTIONS})
     assert r.status_code in (201, 202), r.text
@@ -58,6 +64,12 @@ def test_spawn_progress_proxy_and_stop(scheduler_hub: RealHub, jobs_before: set[
     token = hub.user_token("alice")
     api = requests.get(f"{hub.url}/user/alice/api", headers={"Authorization": f"token {token}"}, timeout=30)
     assert api.status_code == 200 and "version" in api.json()
+    # JupyterLab's file browser opens in alice's home, not in the job's private directory
+    contents = requests.get(
+        f"{hub.url}/user/alice/api/contents", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert contents.status_code == 200, contents.text
+    assert HOME_MARKER in {item["name"] for item in contents.json()["content"]}
 
     # it runs as alice, and its token is where nobody else can read it
     proc = server_process(state["port"])
