@@ -199,6 +199,11 @@ class QueryError(BatchhubError):
     """A status query failed: the jobs' states are unknown, not ended."""
 
 
+class HistoryUnavailable(QueryError):
+    """The scheduler keeps no accounting here: raised by ``parse_history``
+    so the monitor stops asking, instead of asking again for every job."""
+
+
 class CancelError(BatchhubError):
     """A cancel could not be carried out; the job may still be live."""
 

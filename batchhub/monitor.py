@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .backend import Backend
-from .jobs import Command, CommandResult, JobState, Observation, QueryError
+from .jobs import Command, CommandResult, HistoryUnavailable, JobState, Observation, QueryError
 
 log = logging.getLogger("batchhub.monitor")
 
@@ -81,6 +81,8 @@ class JobMonitor:
         self.clock = clock
         self.rng = rng or random.Random()
         self.jobs: dict[str, Tracked] = {}
+        #: False once the backend said it has no accounting: asked once, not per job.
+        self.history_available = True
         self.failures = 0  # consecutive failed queries
         self.last_error = ""
         self.stats: Counter[str] = Counter()
@@ -219,13 +221,17 @@ class JobMonitor:
                 log.exception("listener for job %s failed", job_id)
 
     async def _history(self, ids: Sequence[str]) -> dict[str, Observation]:
-        command = self.backend.history_command(ids)
+        command = self.backend.history_command(ids) if self.history_available else None
         if command is None:
             return {}
         self.stats["history_queries"] += 1
         result = await self.runner.run(command)
         try:
-            found = self.backend.parse_history(result, ids) if result.ok else {}
+            found = self.backend.parse_history(result, ids)
+        except HistoryUnavailable as exc:
+            self.history_available = False
+            log.info("%s keeps no job accounting (%s); not asking again", self.backend.name, exc)
+            return {}
         except Exception:  # QueryError, or a parser's bug: no history, count absences instead
             log.debug("history query for %d job(s) gave no answer", len(ids), exc_info=True)
             return {}

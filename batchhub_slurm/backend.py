@@ -29,6 +29,7 @@ from batchhub.jobs import (
     Command,
     CommandResult,
     ConfigError,
+    HistoryUnavailable,
     JobSpec,
     JobState,
     Observation,
@@ -173,15 +174,13 @@ class SlurmBackend(Backend):
         "scancel", help="The scancel command (a name on the runner's PATH, or a full path)."
     ).tag(config=True)
     sacct_path = Unicode(
-        "sacct",
-        help="The sacct command, asked how jobs that left squeue's listing ended. "
-        "Empty to never ask (sites without accounting; a failing sacct is harmless "
-        "either way: the job's state stays unknown, never ended).",
+        "sacct", help="The sacct command (a name on the runner's PATH, or a full path)."
     ).tag(config=True)
     use_accounting = Bool(
         True,
-        help="Ask sacct how a job ended once squeue no longer lists it. Turn off where "
-        "AccountingStorageType is accounting_storage/none to save one command per vanished job.",
+        help="Ask sacct how a job ended once squeue no longer lists it. Without accounting "
+        "(accounting_storage/none) the first sacct says so and the hub stops asking by "
+        "itself; a failing sacct never ends a job.",
     ).tag(config=True)
 
     gpu_request = Enum(
@@ -382,7 +381,7 @@ class SlurmBackend(Backend):
 
     # --- accounting -----------------------------------------------------
     def history_command(self, job_ids: Sequence[str]) -> Command | None:
-        if not self.use_accounting or not self.sacct_path:
+        if not self.use_accounting:
             return None
         return Command(
             (
@@ -399,8 +398,10 @@ class SlurmBackend(Backend):
 
     def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
         # Without accounting sacct fails ("Slurm accounting storage is
-        # disabled"): that is "unknown", never an end.
+        # disabled"): that is "unknown", never an end, and not worth asking again.
         if not result.ok:
+            if "accounting storage is disabled" in result.stderr:
+                raise HistoryUnavailable(result.describe())
             raise QueryError(result.describe())
         wanted = set(job_ids)
         answer: dict[str, Observation] = {}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from batchhub.backend import Backend
-from batchhub.jobs import Command, CommandResult, JobState, Observation, QueryError
+from batchhub.jobs import Command, CommandResult, HistoryUnavailable, JobState, Observation, QueryError
 from batchhub.monitor import JobMonitor
 
 # --- a scheduler in a few lines ------------------------------------------
@@ -289,6 +289,35 @@ async def test_a_non_terminal_history_record_is_not_taken_for_an_end() -> None:
     assert state(monitor, "1") is JobState.RUNNING
     await monitor.tick()
     assert state(monitor, "1") is JobState.LOST
+
+
+class NoAccountingBackend(ScriptedBackend):
+    """A scheduler whose accounting is switched off (Slurm's accounting_storage/none)."""
+
+    def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        raise HistoryUnavailable("accounting storage is disabled")
+
+
+class FlakyAccountingBackend(ScriptedBackend):
+    """A scheduler whose accounting database is briefly unreachable."""
+
+    def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
+        raise QueryError("connection refused")
+
+
+@pytest.mark.parametrize(("backend_class", "asked"), [(NoAccountingBackend, 1), (FlakyAccountingBackend, 3)])
+async def test_accounting_that_does_not_exist_is_asked_once(backend_class: type, asked: int) -> None:
+    runner = ScriptedRunner()
+    monitor = JobMonitor(backend_class(history=True), runner, lost_after=9, jitter=0.0)  # type: ignore[arg-type]
+    for job_id in ("1", "2", "3"):
+        runner.set(job_id, JobState.RUNNING)
+        monitor.track(job_id, "alice")
+    await monitor.tick()
+    for job_id in ("1", "2", "3"):  # jobs leave the listing one tick after another
+        del runner.listing[job_id]
+        await monitor.tick()
+    assert runner.count("history") == asked
+    assert all(state(monitor, j) is JobState.RUNNING for j in ("1", "2", "3")), "no answer is no end"
 
 
 # --- reasons ---------------------------------------------------------------

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 from slurm_samples import DATA, ids_of, lines_by_state, sample
 
-from batchhub.jobs import CancelOutcome, Command, CommandResult, JobState, QueryError, SubmitError
+from batchhub.jobs import (
+    CancelOutcome,
+    Command,
+    CommandResult,
+    HistoryUnavailable,
+    JobState,
+    QueryError,
+    SubmitError,
+)
 from batchhub.testing.conformance import BackendConformance
 from batchhub_slurm.backend import SlurmBackend, first_node
 from batchhub_slurm.states import STATES
@@ -174,10 +182,19 @@ def test_first_node_of_a_host_list(nodelist: str, first: str | None) -> None:
 
 
 # --- accounting ------------------------------------------------------------
-def test_sacct_without_accounting_is_a_failed_query() -> None:
+def test_sacct_without_accounting_says_history_is_unavailable() -> None:
     result = sample("sacct-disabled")
-    with pytest.raises(QueryError, match="accounting storage is disabled"):
+    with pytest.raises(HistoryUnavailable, match="accounting storage is disabled"):
         backend.parse_history(result, ids_of(result))
+
+
+def test_other_sacct_failures_are_a_failed_query_only() -> None:
+    command = backend.history_command(["5"])
+    assert command is not None
+    down = CommandResult(command, 1, "", "sacct: error: Problem talking to the database: Connection refused")
+    with pytest.raises(QueryError) as caught:
+        backend.parse_history(down, ["5"])
+    assert not isinstance(caught.value, HistoryUnavailable), "a passing outage must not stop asking for good"
 
 
 def test_sacct_records_give_terminal_observations() -> None:
