@@ -153,7 +153,7 @@ def shared_tmp() -> Iterator[Path]:
 async def test_jobs_run_as_their_user_and_others_cannot_cancel_them(shared_tmp: Path) -> None:
     tmp_path = shared_tmp
     if os.geteuid() != 0 or not shutil.which("runuser"):
-        pytest.skip("needs root to switch users")
+        missing("root with runuser, to run jobs as the test users")
     python = _python_for("alice")
     if python is None or _python_for("bob") != python:
         missing("a Python the test users can run (run scripts/node-env)")

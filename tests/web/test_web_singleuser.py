@@ -25,6 +25,7 @@ from batchhub.singleuser import (
     server_argv,
     write_token_file,
 )
+from batchhub.testing import missing
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -152,7 +153,7 @@ def test_file_written_by_one_user_is_private_from_another():
     try:
         pwd.getpwnam("alice"), pwd.getpwnam("bob")
     except KeyError:
-        pytest.skip("test users alice and bob are missing (scripts/create-test-users)")
+        missing("the test users alice and bob (scripts/create-test-users)")
     # a home-like directory both users can reach (pytest's tmp_path is root's alone)
     top = tempfile.mkdtemp(prefix="batchhub-test-")
     os.chmod(top, 0o755)
