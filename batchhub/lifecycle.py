@@ -18,7 +18,7 @@ Phases::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .jobs import CancelOutcome, JobState, Observation
@@ -268,6 +268,3 @@ class Lifecycle:
             failure=data.get("failure", ""),
             cancel_sent=bool(data.get("cancel_sent", False)),
         )
-
-    def copy(self) -> Lifecycle:
-        return replace(self, history=list(self.history))

@@ -290,10 +290,6 @@ class BatchSpawner(Spawner):
             ) from None
 
     # --- start --------------------------------------------------------
-    @property
-    def server_label(self) -> str:
-        return self.name or "default"
-
     def workdir(self) -> str:
         home = pwd.getpwnam(self.user.name).pw_dir
         return self.workdir_template.format(
