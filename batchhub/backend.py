@@ -64,8 +64,10 @@ class Backend(LoggingConfigurable):
         raise NotImplementedError
 
     # --- status ---------------------------------------------------------
-    def status_command(self, job_ids: Sequence[str]) -> Command:
-        """ONE command that reports on all of ``job_ids`` at once."""
+    def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
+        """ONE command that reports on all of ``job_ids`` at once.
+        ``owners`` are the users those jobs belong to, for schedulers that
+        list by user rather than by id (Grid Engine's ``qstat -u``)."""
         raise NotImplementedError
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:

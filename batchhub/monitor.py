@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .backend import Backend
 from .jobs import Command, CommandResult, HistoryUnavailable, JobState, Observation, QueryError
@@ -35,6 +35,7 @@ from .jobs import Command, CommandResult, HistoryUnavailable, JobState, Observat
 log = logging.getLogger("batchhub.monitor")
 
 Listener = Callable[[Observation], None]
+T = TypeVar("T")
 
 
 class Runner(Protocol):
@@ -68,6 +69,8 @@ class JobMonitor:
         jitter: float = 0.1,
         lost_after: int = 3,
         max_backoff: float = 300.0,
+        coalesce: float = 0.2,
+        parse_in_thread_bytes: int = 64 * 1024,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -78,6 +81,10 @@ class JobMonitor:
         self.jitter = jitter
         self.lost_after = lost_after
         self.max_backoff = max_backoff
+        #: Seconds an early tick waits for more pokes, so a burst shares it.
+        self.coalesce = coalesce
+        #: Answers at least this long are parsed in a worker thread.
+        self.parse_in_thread_bytes = parse_in_thread_bytes
         self.clock = clock
         self.rng = rng or random.Random()
         self.jobs: dict[str, Tracked] = {}
@@ -88,18 +95,26 @@ class JobMonitor:
         self.stats: Counter[str] = Counter()
         self._tick_task: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        self._poke = asyncio.Event()
+        self._wake = asyncio.Event()
+        # pokes counted, and the count when the latest tick took its list of
+        # jobs: a poke is served by any tick that starts after it
+        self._pokes = 0
+        self._pokes_served = 0
 
     # --- tracking ------------------------------------------------------
     def track(self, job_id: str, owner: str, listener: Listener | None = None, starting: bool = True) -> None:
         """Watch ``job_id`` until ``untrack``. ``listener`` is called with
-        each new observation of it."""
+        each new observation of it.
+
+        Only a job new to the monitor asks for an early tick: JupyterHub
+        calls ``poll()`` (and so this) for every server every interval, and
+        those calls must cost the scheduler nothing."""
         entry = self.jobs.get(job_id)
         if entry is None:
             self.jobs[job_id] = Tracked(owner, listener, starting)
+            self.poke()
         else:
-            entry.listener, entry.starting = listener, starting
-        self.poke()
+            entry.owner, entry.listener, entry.starting = owner, listener, starting
 
     def untrack(self, job_id: str) -> None:
         self.jobs.pop(job_id, None)
@@ -120,8 +135,10 @@ class JobMonitor:
         return entry.observation if entry else None
 
     def poke(self) -> None:
-        """Ask for a query soon (a job was submitted or reported its port)."""
-        self._poke.set()
+        """Ask for an early tick: a job was submitted, reported its port or
+        was cancelled. Pokes that arrive close together share one tick."""
+        self._pokes += 1
+        self._wake.set()
 
     # --- one tick -------------------------------------------------------
     async def refresh(self) -> None:
@@ -145,6 +162,7 @@ class JobMonitor:
         """One round: one status command per chunk of tracked ids (one in
         all unless the backend caps ids per command), then reasons for
         waiting jobs and accounting for vanished ones."""
+        self._pokes_served = self._pokes
         ids = list(self.jobs)
         if not ids:
             return
@@ -154,11 +172,12 @@ class JobMonitor:
 
     async def _query_chunk(self, ids: Sequence[str]) -> None:
         self.stats["status_queries"] += 1
-        result = await self.runner.run(self.backend.status_command(ids))
+        owners = sorted({self.jobs[job_id].owner for job_id in ids if job_id in self.jobs})
+        result = await self.runner.run(self.backend.status_command(ids, owners=owners))
         try:
             if result.timed_out:
                 raise QueryError(result.describe())
-            answer = self.backend.parse_status(result, ids)
+            answer = await self._parse(self.backend.parse_status, result, ids)
         except QueryError as exc:
             self._failed(ids, str(exc))
             return
@@ -196,6 +215,16 @@ class JobMonitor:
                 entry.missing = 0
             self._update(job_id, entry, obs)
 
+    async def _parse(
+        self, parser: Callable[[CommandResult, Sequence[str]], T], result: CommandResult, ids: Sequence[str]
+    ) -> T:
+        """Run a backend's parser; a large answer (a busy cluster's whole
+        listing) is parsed in a worker thread so the hub's event loop keeps
+        serving pages meanwhile."""
+        if len(result.stdout) < self.parse_in_thread_bytes:
+            return parser(result, ids)
+        return await asyncio.to_thread(parser, result, ids)
+
     def _failed(self, ids: Sequence[str], message: str) -> None:
         self.failures += 1
         self.last_error = message
@@ -227,7 +256,7 @@ class JobMonitor:
         self.stats["history_queries"] += 1
         result = await self.runner.run(command)
         try:
-            found = self.backend.parse_history(result, ids)
+            found = await self._parse(self.backend.parse_history, result, ids)
         except HistoryUnavailable as exc:
             self.history_available = False
             log.info("%s keeps no job accounting (%s); not asking again", self.backend.name, exc)
@@ -258,7 +287,7 @@ class JobMonitor:
         if not result.ok:
             return  # asked again next tick: a passing failure must not hide the reason
         try:
-            reasons = self.backend.parse_reasons(result, wanted)
+            reasons = await self._parse(self.backend.parse_reasons, result, wanted)
         except Exception:  # QueryError, or a parser's bug: the states stand without reasons
             log.debug("reason query for %d job(s) gave no answer", len(wanted), exc_info=True)
             return
@@ -286,24 +315,40 @@ class JobMonitor:
             self._loop_task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        """Stop the loop and any tick in flight; returns promptly."""
+        tasks = [t for t in (self._loop_task, self._tick_task) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loop_task = self._tick_task = None
 
     async def _run(self) -> None:
         while True:
-            self._poke.clear()
             try:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep monitoring whatever one tick did
                 log.exception("monitor tick failed")
-            try:
-                await asyncio.wait_for(self._poke.wait(), self.next_delay())
+            if await self._sleep(self.next_delay()):
                 # a poke: give a burst of submissions a moment to collect
-                await asyncio.sleep(min(0.2, self.fast_interval))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.sleep(min(self.coalesce, self.fast_interval))
+
+    async def _sleep(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds or until a poke; True for a poke.
+
+        A timer sets the event rather than ``asyncio.wait_for`` around it:
+        before Python 3.12 ``wait_for`` can swallow a cancellation that
+        races with the event, and a loop that survives its cancellation
+        hangs the hub's shutdown."""
+        if self._pokes > self._pokes_served:
+            return True
+        self._wake.clear()
+        timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+        return self._pokes > self._pokes_served

@@ -121,7 +121,7 @@ class FakeBackend(Backend):
         return match.group(1)
 
     # --- status ----------------------------------------------------------
-    def status_command(self, job_ids: Sequence[str]) -> Command:
+    def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
         return Command(self._argv(protocol.STATUS, protocol.join_ids(job_ids)), timeout=self.command_timeout)
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:

@@ -1,8 +1,9 @@
 """The Grid Engine backend: builds ``qsub``/``qstat``/``qdel`` commands and
 reads their answers (see ``parse``). It runs nothing itself.
 
-Status costs the scheduler ONE ``qstat -xml -u '*'`` per monitor tick,
-whatever the number of jobs; reasons (``qstat -j ID,ID -xml``) are asked
+Status costs the scheduler ONE ``qstat -xml -u OWNER,...`` per monitor
+tick, whatever the number of jobs: only the tracked jobs' owners, never a
+busy cluster's every job; reasons (``qstat -j ID,ID -xml``) are asked
 only for jobs someone waits on. A secret never travels through Grid
 Engine: every user can read any job's environment (``qstat -j``) and the
 execd spool, so the job script holds no token and no ``-v``/``-V`` is used.
@@ -43,7 +44,9 @@ class SGEBackend(Backend):
     """Son of Grid Engine (and its relatives: Univa/Altair GE, OGS)."""
 
     name = "sge"
-    max_ids_per_query = None  # `qstat -u '*'` lists every job in one call
+    # `qstat -u a,b,...` lists every job of the owners in one call; the cap
+    # keeps that owner list under the kernel's 128 KiB limit on one argument
+    max_ids_per_query = 3000
     directive_prefix = "#$"
 
     pe = Unicode(
@@ -219,9 +222,13 @@ class SGEBackend(Backend):
         return parse.submitted_job_id(result.returncode, result.stdout, result.stderr)
 
     # --- status ----------------------------------------------------------
-    def status_command(self, job_ids: Sequence[str]) -> Command:
-        # One listing of everyone's jobs: cheaper for qmaster than naming ids.
-        return self._command((self.qstat, "-xml", "-u", "*"))
+    def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
+        # qstat lists by user, not by id: one listing of the owners' jobs
+        # (everyone's when the owners are unknown) rather than a busy
+        # cluster's every job.
+        users = sorted(set(owners))
+        named = bool(users) and all(_NAME_RE.fullmatch(user) for user in users)
+        return self._command((self.qstat, "-xml", "-u", ",".join(users) if named else "*"))
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
         self._require_ok(result)

@@ -64,14 +64,20 @@ def default_reason(letters: str) -> str:
 _FORBIDDEN = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-def parse_xml(text: str) -> ET.Element:
-    """Parse Grid Engine XML with the standard library, refusing any
-    document type declaration first: Grid Engine never sends one, and
-    entity definitions are how XML bombs and external-entity tricks work."""
+def _check_document(text: str) -> None:
+    """Refuse an empty answer, and any document type declaration: Grid
+    Engine never sends one, and entity definitions are how XML bombs and
+    external-entity tricks work."""
     if not text.strip():
         raise QueryError("Grid Engine answered with nothing")
     if _FORBIDDEN.search(text):
         raise QueryError("Grid Engine's answer holds a DOCTYPE or ENTITY declaration; refusing to parse it")
+
+
+def parse_xml(text: str) -> ET.Element:
+    """Parse Grid Engine XML with the standard library, after
+    ``_check_document``."""
+    _check_document(text)
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -79,6 +85,12 @@ def parse_xml(text: str) -> ET.Element:
     if root.tag == "comunication_error":  # sic: Grid Engine's own spelling
         raise QueryError(f"Grid Engine is not reachable: {_text(root, 'AN_text') or 'communication error'}")
     return root
+
+
+#: Characters fed to the XML parser at a time: the parser holds the
+#: interpreter lock for a whole piece, so small pieces let the hub's event
+#: loop run between them while a worker thread reads a large listing.
+PIECE = 64 * 1024
 
 
 def _text(element: ET.Element, tag: str) -> str:
@@ -110,23 +122,44 @@ def parse_listing(text: str) -> list[ListedJob]:
 
     Raises ``QueryError`` for anything but a complete ``<job_info>``
     document whose entries each carry a job number and state letters.
+
+    A busy cluster's listing is megabytes: it is read as a stream, in
+    pieces, each entry dropped once read, so no tree of the whole document
+    is built (building one takes the interpreter lock for long garbage
+    collections, stalling the hub's event loop even from a worker thread).
     """
-    root = parse_xml(text)
-    if root.tag != "job_info":
-        raise QueryError(f"Grid Engine's status listing has an unexpected root <{root.tag}>")
+    _check_document(text)
+    parser = ET.XMLPullParser(events=("start", "end"))
+    root = ""
     jobs = []
-    for entry in root.iter("job_list"):
-        job_id, letters = _text(entry, "JB_job_number"), _text(entry, "state")
-        if not job_id.isdigit() or not letters:
-            raise QueryError(
-                f"Grid Engine listed a job without number or state: {ET.tostring(entry)[:200]!r}"
-            )
-        jobs.append(
-            ListedJob(
-                job_id, letters, _text(entry, "JB_name"), _text(entry, "JB_owner"), _text(entry, "queue_name")
-            )
-        )
+    try:
+        for start in range(0, len(text) + PIECE, PIECE):
+            if start < len(text):
+                parser.feed(text[start : start + PIECE])
+            else:
+                parser.close()  # a truncated document fails here
+            for event, element in parser.read_events():
+                if not root:
+                    root = element.tag
+                    if root == "comunication_error":
+                        parse_xml(text)  # raises, with Grid Engine's own words
+                    if root != "job_info":
+                        raise QueryError(f"Grid Engine's status listing has an unexpected root <{root}>")
+                elif event == "end" and element.tag == "job_list":
+                    jobs.append(_listed_job(element))
+                    element.clear()
+    except ET.ParseError as exc:
+        raise QueryError(f"Grid Engine's XML could not be read ({exc}): {text[:200]!r}") from None
     return jobs
+
+
+def _listed_job(entry: ET.Element) -> ListedJob:
+    job_id, letters = _text(entry, "JB_job_number"), _text(entry, "state")
+    if not job_id.isdigit() or not letters:
+        raise QueryError(f"Grid Engine listed a job without number or state: {ET.tostring(entry)[:200]!r}")
+    return ListedJob(
+        job_id, letters, _text(entry, "JB_name"), _text(entry, "JB_owner"), _text(entry, "queue_name")
+    )
 
 
 # --- qstat -j ID,ID -xml -------------------------------------------------------------

@@ -312,7 +312,7 @@ class SlurmBackend(Backend):
         raise SubmitError(f"{message} (Slurm said: {detail[:300]})" if detail else message)
 
     # --- status ---------------------------------------------------------
-    def status_command(self, job_ids: Sequence[str]) -> Command:
+    def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
         return Command(
             (
                 self.squeue_path,

@@ -39,7 +39,7 @@ class ScriptedBackend(Backend):
         self.reasons = reasons
         self.history = history
 
-    def status_command(self, job_ids: Sequence[str]) -> Command:
+    def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
         return Command(("status", *job_ids))
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:

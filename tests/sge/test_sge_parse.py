@@ -369,7 +369,20 @@ def test_a_workdir_grid_engine_would_misread_is_refused() -> None:
         SGEBackend().directives(bad)
 
 
-def test_status_is_one_listing_of_every_user() -> None:
+def test_status_lists_only_the_owners_jobs_in_one_command() -> None:
     backend = SGEBackend()
-    assert backend.max_ids_per_query is None
-    assert backend.status_command([str(n) for n in range(50)]).argv == ("qstat", "-xml", "-u", "*")
+    ids = [str(n) for n in range(50)]
+    owners = ["carol", "alice", "bob", "alice"]
+    assert backend.status_command(ids, owners=owners).argv == ("qstat", "-xml", "-u", "alice,bob,carol")
+    # unknown owners, or a name qstat could misread: everyone's jobs, never a wrong list
+    assert backend.status_command(ids).argv == ("qstat", "-xml", "-u", "*")
+    assert backend.status_command(ids, owners=["alice", "x,y"]).argv[-1] == "*"
+
+
+def test_a_thousand_owners_fit_one_status_command() -> None:
+    # one argument may hold at most 128 KiB (the kernel's MAX_ARG_STRLEN)
+    backend = SGEBackend()
+    assert backend.max_ids_per_query is not None and backend.max_ids_per_query >= 1000
+    owners = [f"u{n:031d}" for n in range(backend.max_ids_per_query)]  # 32 characters, the longest name
+    command = backend.status_command([str(n) for n in range(len(owners))], owners=owners)
+    assert len(command.argv[-1].encode()) < 128 * 1024
