@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .aio import wait_event
 from .backend import Backend
 from .events import JobEvent
 from .jobs import BatchhubError, CancelOutcome, JobSpec, Observation
@@ -208,8 +209,7 @@ class JobController:
                 await self.stop()
                 raise SpawnFailed(self.lifecycle.failure)
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+            await wait_event(self._wake, remaining)
         return ready
 
     # --- stop -----------------------------------------------------------
@@ -256,8 +256,7 @@ class JobController:
                 await self._cancel()
                 continue
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+            await wait_event(self._wake, deadline - time.monotonic())
         if self.lifecycle.phase is Phase.STOPPING:
             lc = self.lifecycle
             log.warning("job %s of %s not gone after %gs; still tracked", lc.job_id, self.username, timeout)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
+from .aio import wait_event
 from .backend import Backend
 from .jobs import Command, CommandResult, HistoryUnavailable, JobState, Observation, QueryError
 
@@ -337,18 +338,9 @@ class JobMonitor:
                 await asyncio.sleep(min(self.coalesce, self.fast_interval))
 
     async def _sleep(self, delay: float) -> bool:
-        """Sleep ``delay`` seconds or until a poke; True for a poke.
-
-        A timer sets the event rather than ``asyncio.wait_for`` around it:
-        before Python 3.12 ``wait_for`` can swallow a cancellation that
-        races with the event, and a loop that survives its cancellation
-        hangs the hub's shutdown."""
+        """Sleep ``delay`` seconds or until a poke; True for a poke."""
         if self._pokes > self._pokes_served:
             return True
         self._wake.clear()
-        timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
-        try:
-            await self._wake.wait()
-        finally:
-            timer.cancel()
+        await wait_event(self._wake, delay)
         return self._pokes > self._pokes_served

@@ -11,7 +11,6 @@ chosen by ``c.BatchSpawner.backend``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import pwd
@@ -32,6 +31,7 @@ from . import (
     template,
 )
 from . import form as options_form
+from .aio import wait_event
 from .backend import Backend
 from .controller import JobController, SpawnFailed
 from .events import JobEvent
@@ -501,5 +501,4 @@ class BatchSpawner(Spawner):
             lc = self._controller.lifecycle if self._controller is not None else None
             if lc is None or not (lc.phase.waiting or self._spawn_pending):
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._progress_changed.wait(), 1.0)
+            await wait_event(self._progress_changed, 1.0)

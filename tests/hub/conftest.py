@@ -59,6 +59,17 @@ def slow_hub() -> Iterator[RealHub]:
     yield from start_hub("fake", "c.BatchSpawner.job_prologue = 'sleep 40'\n")
 
 
+#: bob's servers never get past the job's prologue: his spawn stays pending.
+BOB_WAITS = 'c.BatchSpawner.job_prologue = \'if [ "$JUPYTERHUB_USER" = bob ]; then sleep 600; fi\'\n'
+
+
+@pytest.fixture(scope="module")
+def waiting_hub() -> Iterator[RealHub]:
+    """A hub where bob's spawns stay pending; the monitor ticks every 0.5 s,
+    so its loop is mid-sleep or mid-tick whenever the hub is stopped."""
+    yield from start_hub("fake", BOB_WAITS + "c.BatchSpawner.monitor_interval = 0.5\n")
+
+
 @pytest.fixture(scope="module", params=["fake", "sge", "slurm"])
 def scheduler_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
     """A hub on each scheduler: the local fake (quick, always there), then real SGE and Slurm."""
