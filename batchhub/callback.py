@@ -11,10 +11,15 @@ onto the spawner.
 
 Protocol a spawner implements::
 
-    def batchhub_port_report(self, port: int) -> bool:
-        '''Take the port of the job that is starting; True when accepted.
-        False when this spawn is not waiting for a port (already got one,
-        ready, stopping, stopped): the endpoint then answers 409.'''
+    async def batchhub_port_report(self, port: int, peer: str) -> bool:
+        '''Take the port of the job that is starting, reported from the
+        address ``peer``; True when accepted. False when this spawn is not
+        waiting for a port (already got one, ready, stopping, stopped): the
+        endpoint then answers 409. It may raise ``Refusal`` for other
+        reasons (the scheduler does not yet say the job runs: 503, which
+        the launcher retries; the report comes from another host: 403).'''
+
+(A plain function returning a bool is accepted too.)
 
 Importing this module registers the handler with JupyterHub (it appends
 to ``jupyterhub.apihandlers.default_handlers``, which the hub reads when it
@@ -24,8 +29,9 @@ builds its routes, after it has loaded the spawner class).
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
 from jupyterhub import apihandlers
@@ -42,7 +48,7 @@ MAX_BODY = 256
 class PortReporter(Protocol):
     api_token: str | None
 
-    def batchhub_port_report(self, port: int) -> bool: ...
+    def batchhub_port_report(self, port: int, peer: str) -> bool | Awaitable[bool]: ...
 
 
 class Refusal(Exception):
@@ -101,14 +107,20 @@ def find_spawner(spawners: Iterable[Any], token: str) -> PortReporter:
     return spawner
 
 
-def report_port(spawners: Iterable[Any], token: str | None, body: bytes) -> tuple[PortReporter, int]:
-    """Deliver one report: find the spawner, check the body, hand over the
-    port. Raises ``Refusal``; changes nothing unless it returns."""
+async def report_port(
+    spawners: Iterable[Any], token: str | None, body: bytes, peer: str = ""
+) -> tuple[PortReporter, int]:
+    """Deliver one report from the address ``peer``: find the spawner,
+    check the body, hand over the port. Raises ``Refusal``; changes
+    nothing unless it returns."""
     if not token:
         raise Refusal(403, "a server token is required (Authorization: token ...)")
     spawner = find_spawner(spawners, token)
     port = parse_port_body(body)
-    if not spawner.batchhub_port_report(port):
+    verdict = spawner.batchhub_port_report(port, peer)
+    if inspect.isawaitable(verdict):
+        verdict = await verdict
+    if not verdict:
         raise Refusal(409, "this server is not waiting for a port (already reported, ready or stopped)")
     return spawner, port
 
@@ -130,7 +142,9 @@ class PortReportHandler(APIHandler):
                 raise Refusal(403, "a server token is required (Authorization: token ...)")
             if orm_token.user.id != user.orm_user.id:
                 raise Refusal(403, "this token does not belong to the server's user")
-            spawner, port = report_port(list(user.spawners.values()), token, self.request.body)
+            spawner, port = await report_port(
+                list(user.spawners.values()), token, self.request.body, self.request.remote_ip or ""
+            )
         except Refusal as refusal:
             self.log.warning("batchhub port report from %s refused (%d): %s", who, refusal.status, refusal)
             raise web.HTTPError(refusal.status, refusal.message) from None

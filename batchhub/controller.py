@@ -23,7 +23,7 @@ from typing import Any
 from .aio import wait_event
 from .backend import Backend
 from .events import JobEvent
-from .jobs import BatchhubError, CancelOutcome, JobSpec, Observation
+from .jobs import BatchhubError, CancelOutcome, JobSpec, JobState, Observation
 from .lifecycle import (
     CancelDone,
     Lifecycle,
@@ -176,6 +176,25 @@ class JobController:
             self.monitor.poke()  # learn the host now rather than next interval
         self._changed()
         return True
+
+    async def until_running(self, timeout: float) -> bool:
+        """Wait until the scheduler says the job runs on a host, asking the
+        monitor for an early tick; False when it does not within
+        ``timeout`` or the spawn stops waiting for a port meanwhile."""
+        deadline = time.monotonic() + timeout
+        if not self._running():
+            self.monitor.poke()
+        while not self._running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.lifecycle.awaiting_port:
+                return False
+            self._wake.clear()
+            await wait_event(self._wake, remaining)
+        return True
+
+    def _running(self) -> bool:
+        lc = self.lifecycle
+        return lc.job_state is JobState.RUNNING and bool(lc.host)
 
     def outcome(self) -> tuple[str, int] | None:
         """``(host, port)`` once ready; ``None`` while still starting.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import os
 import pwd
 import re
@@ -23,23 +24,20 @@ from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
 from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
-from traitlets import CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
-from . import (
-    callback,  # noqa: F401  (registers the port-report route with the hub)
-    resources,
-    template,
-)
 from . import form as options_form
+from . import readiness, resources, template
 from .aio import wait_event
 from .backend import Backend
+from .callback import Refusal  # importing it registers the port-report route with the hub
 from .controller import JobController, SpawnFailed
 from .events import JobEvent
 from .jobs import BatchhubError, Command, ConfigError, JobSpec, ResourceRequest, SubmitError
 from .lifecycle import Phase
 from .monitor import JobMonitor
 from .plugins import get_registry
-from .runner import CommandRunner
+from .runner import AccountRefused, CommandRunner
 
 try:  # JupyterHub >= 6: a clean failure page with the message, no traceback
     from jupyterhub.spawner import SpawnException as _HubSpawnException
@@ -70,18 +68,42 @@ SECRET_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
 PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 95}
 
 
+#: Characters a server's directory name may hold as they are.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: How every escaped directory name ends; a plain name so shaped is escaped too.
+_ESCAPED_TAIL = re.compile(r"-[0-9a-f]{8}\Z")
+#: Longest file name most file systems take (bytes; the names here are ASCII).
+NAME_MAX = 255
+
+
 def server_dir_name(name: str) -> str:
     """The ``{server}`` of ``workdir_template``: ``default`` for the default
     server, a named server's own name where it is a plain file name, else
-    that name made safe plus a digest of it. Two servers never share a
-    directory (a named server called "default", or "a b" beside "a_b"), and
-    no name reaches outside it (".." or "a/b", which JupyterHub 5 allows)."""
+    the name escaped plus a digest of it.
+
+    Injective: two different server names never share a directory. A plain
+    name (letters, digits, ``_ . -``; not ``default``, not starting with a
+    dot, not ending like an escaped name) is its own directory. Any other
+    name becomes its UTF-8 bytes with each byte outside that set (and a
+    leading dot) written ``+hh``, then ``-`` and 8 hex digits of its SHA-256:
+    ``+`` never occurs in a plain name and the escaping can be undone, so no
+    two names meet, and no name reaches outside (".." or "a/b", which
+    JupyterHub 5 allows)."""
     if not name:
         return "default"
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    if safe == name and name != "default" and not name.startswith("."):
+    if (
+        _PLAIN_NAME.fullmatch(name)
+        and name != "default"
+        and not name.startswith(".")
+        and not _ESCAPED_TAIL.search(name)
+    ):
         return name
-    return f"{safe.lstrip('.') or 'server'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    raw = name.encode("utf-8", "surrogatepass")
+    body = "".join(
+        chr(byte) if _PLAIN_NAME.fullmatch(chr(byte)) and not (i == 0 and byte == ord(".")) else f"+{byte:02x}"
+        for i, byte in enumerate(raw)
+    )
+    return f"{body}-{hashlib.sha256(raw).hexdigest()[:8]}"
 
 
 class _Shared:
@@ -120,7 +142,8 @@ class BatchSpawner(Spawner):
         help="Private per-server directory (made 0700 by the user before each submission) that holds "
         "the token file and the job's output and error files. {home} is the user's home directory, "
         "{username} the user, {server} the server's name ('default' for the default server; a named "
-        "server whose name is 'default' or is not a plain file name gets a digest appended). "
+        "server whose name is 'default' or is not a plain file name gets it escaped, +hh for each "
+        "other byte, and a digest appended, so no two servers share a directory). "
         "It must be on a file system the compute nodes share.",
     ).tag(config=True)
 
@@ -164,6 +187,25 @@ class BatchSpawner(Spawner):
         3,
         help="Consecutive successful status answers without a job before it counts as lost "
         "(failed queries never count).",
+    ).tag(config=True)
+
+    report_hold = Float(
+        8.0,
+        help="Seconds a port report waits for the scheduler to say the job runs before the hub "
+        "answers 503 (the launcher then retries). A report is only taken from a running job.",
+    ).tag(config=True)
+
+    check_report_host = Bool(
+        True,
+        help="Take a port report only from an address of the host the scheduler runs the job on "
+        "(after host_template / host_resolver). Turn off only where the hub sees the nodes' "
+        "requests through address translation.",
+    ).tag(config=True)
+
+    confirm_ready = Bool(
+        True,
+        help="Before the hub routes a user to a reported port, check that a Jupyter server serving "
+        "that user's URL prefix answers there (another user's server answers 404).",
     ).tag(config=True)
 
     stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
@@ -210,6 +252,9 @@ class BatchSpawner(Spawner):
         self._progress_log: list[dict[str, Any]] = []
         self._progress_changed = asyncio.Event()
         self._noted_running = False
+        #: Word for the user about how the last server ended (a hub restart
+        #: cancelled its start), shown atop the form until the next start.
+        self._notice = ""
 
     @property
     def backend_impl(self) -> Backend:
@@ -265,7 +310,11 @@ class BatchSpawner(Spawner):
 
     # --- the form -----------------------------------------------------
     def _render_options_form(self, spawner: Spawner) -> str:
-        return options_form.render_form(self.resource_form, self.user_options or {})
+        form = options_form.render_form(self.resource_form, self.user_options or {})
+        if self._notice:
+            notice = f'<div class="alert alert-warning" role="alert">{html.escape(self._notice)}</div>\n'
+            form = notice + form
+        return form
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         return resources.options_from_form(self.resource_form, formdata)
@@ -290,11 +339,35 @@ class BatchSpawner(Spawner):
             ) from None
 
     # --- start --------------------------------------------------------
+    def check_account(self) -> pwd.struct_passwd:
+        """The user's Unix account, once the runner's rules allow commands
+        as it (it exists, it is no system account, not the hub's own)."""
+        try:
+            return self.controller.runner.check_user(self.user.name)
+        except AccountRefused as exc:
+            self.log.warning("batchhub refuses a server for %s: %s", self._log_name, exc)
+            raise SpawnException(
+                f"Your server cannot start: {exc.user_message}.", reason="account", status_code=403
+            ) from None
+
+    def run_pre_spawn_hook(self) -> Any:
+        # JupyterHub calls this before start(), in the request that asked for the
+        # spawn: an account that cannot run a server is refused in the hub's answer
+        self.check_account()
+        return super().run_pre_spawn_hook()
+
     def workdir(self) -> str:
-        home = pwd.getpwnam(self.user.name).pw_dir
-        return self.workdir_template.format(
-            home=home, username=self.user.name, server=server_dir_name(self.name)
-        )
+        home = self.check_account().pw_dir
+        directory = server_dir_name(self.name)
+        if len(directory) > NAME_MAX:
+            raise SpawnException(
+                f"The server name {self.name[:40]!r}... is too long to name its private directory "
+                f"({len(directory)} characters once escaped; the most is {NAME_MAX}). "
+                "Choose a shorter name, or one of plain letters and digits.",
+                reason="server_name",
+                status_code=400,
+            )
+        return self.workdir_template.format(home=home, username=self.user.name, server=directory)
 
     def job_env(self) -> dict[str, str]:
         """The job's environment, secrets removed (they travel in the token file)."""
@@ -372,8 +445,10 @@ class BatchSpawner(Spawner):
     async def start(self) -> tuple[str, int]:
         self._progress_log = []
         self._noted_running = False
+        self._notice = ""  # told once; this start is the user's answer to it
         self._note_progress(Phase.SUBMITTING, "Checking your resource request")
         controller = self.controller
+        self.check_account()  # also when called without JupyterHub's pre-spawn step
         request = self.resource_request()
         try:
             self._check_token_delivery()
@@ -401,6 +476,7 @@ class BatchSpawner(Spawner):
         except SpawnFailed as exc:
             raise SpawnException(await self._failure_message(str(exc), spec), reason="job_failed") from None
         self._save_state_now()
+        await self.confirm_server(self.resolve_host(host), port)
         return self.resolve_host(host), port
 
     def _save_state_now(self) -> None:
@@ -427,9 +503,49 @@ class BatchSpawner(Spawner):
         result = await self.controller.runner.run(command)
         return result.stdout.strip() if result.ok else ""
 
-    def batchhub_port_report(self, port: int) -> bool:
-        """Called by the port-report endpoint; True when accepted."""
-        return self._controller is not None and self._controller.report_port(port)
+    async def batchhub_port_report(self, port: int, peer: str = "") -> bool:
+        """Called by the port-report endpoint; True when accepted.
+
+        Accepted only once the scheduler says the job runs (the report is
+        held a few seconds while the monitor asks; then 503, which the
+        launcher retries), and only from the host it runs on."""
+        controller = self._controller
+        if controller is None or not controller.lifecycle.awaiting_port:
+            return False
+        lc = controller.lifecycle
+        if not await controller.until_running(self.report_hold):
+            if not lc.awaiting_port:
+                return False
+            self.log.warning(
+                "batchhub: port report for %s held: job %s not running yet", self._log_name, lc.job_id
+            )
+            raise Refusal(503, f"the scheduler does not list job {lc.job_id} as running yet; retry shortly")
+        assert lc.host is not None
+        if self.check_report_host and not await readiness.report_from_host(peer, self.resolve_host(lc.host)):
+            self.log.warning(
+                "batchhub: port report for %s refused: it came from %s, but job %s runs on %s",
+                self._log_name,
+                peer,
+                lc.job_id,
+                lc.host,
+            )
+            raise Refusal(403, f"the report did not come from the host job {lc.job_id} runs on")
+        return controller.report_port(port)
+
+    async def confirm_server(self, host: str, port: int) -> None:
+        """Fail the spawn unless what listens on ``host:port`` is a Jupyter
+        server serving this server's URL prefix."""
+        if not self.confirm_ready or self.server is None:
+            return
+        url = f"http://{host}:{port}{self.server.base_url}api"
+        problem = await readiness.serves_prefix(url, min(float(self.http_timeout), 60.0))
+        if problem:
+            lc = self.controller.lifecycle
+            raise SpawnException(
+                f"The port your job {lc.job_id} reported ({host}:{port}) is not your server: {problem}. "
+                "The job has been cancelled; start your server again, and tell the admins if this repeats.",
+                reason="not_your_server",
+            )
 
     # --- poll, stop, state ----------------------------------------------
     async def poll(self) -> int | None:
@@ -437,10 +553,14 @@ class BatchSpawner(Spawner):
         lc = controller.lifecycle
         if lc.phase.waiting and controller.adopted:
             # a spawn a previous hub process began and never finished: end it cleanly
-            self.log.warning(
-                "cancelling job %s of %s, left mid-spawn by a restart", lc.job_id, self._log_name
-            )
+            job_id = lc.job_id
+            self.log.warning("cancelling job %s of %s, left mid-spawn by a restart", job_id, self._log_name)
             await controller.stop(self.stop_timeout)
+            # the user will find a stopped server: keep word of why (in the state) for the next visit
+            self._notice = (
+                f"The hub restarted while your server was starting; its job {job_id} was cancelled. "
+                "Start it again."
+            )
             return controller.exit_status()
         return await controller.poll()
 
@@ -460,15 +580,19 @@ class BatchSpawner(Spawner):
             state["batchhub"] = self._controller.get_state()
         elif self._saved_state:
             state["batchhub"] = self._saved_state
+        if self._notice:
+            state["batchhub_notice"] = self._notice
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self._saved_state = dict(state.get("batchhub") or {})
+        self._notice = str(state.get("batchhub_notice") or "")
         if self._controller is not None:
             self._controller.load_state(self._saved_state)
 
     def clear_state(self) -> None:
+        # the notice outlives the stop that clears the rest: it is for the next visit
         super().clear_state()
         self._saved_state = {}
         if self._controller is not None and self._controller.lifecycle.phase.finished:

@@ -22,7 +22,7 @@ class Spawner:
         self.ports: list[int] = []
         self.cmd = ["jupyterhub-singleuser"]
 
-    def batchhub_port_report(self, port: int) -> bool:
+    def batchhub_port_report(self, port: int, peer: str = "") -> bool:
         if not self.waiting:
             return False
         self.waiting = False
@@ -40,13 +40,13 @@ def body(obj) -> bytes:
     return json.dumps(obj).encode()
 
 
-def test_accepts_one_port_once():
+async def test_accepts_one_port_once():
     mine, other = Spawner("tok-a"), Spawner("tok-b")
-    spawner, port = report_port([other, mine], "tok-a", body({"port": 40000}))
+    spawner, port = await report_port([other, mine], "tok-a", body({"port": 40000}))
     assert spawner is mine and port == 40000
     assert mine.ports == [40000] and other.ports == []
     with pytest.raises(Refusal) as info:
-        report_port([other, mine], "tok-a", body({"port": 40001}))
+        await report_port([other, mine], "tok-a", body({"port": 40001}))
     assert info.value.status == 409
     assert mine.ports == [40000]
 
@@ -81,20 +81,20 @@ def test_port_bounds_accepted(port):
         b'{"port": 8888' + b" " * 300 + b"}",
     ],
 )
-def test_anything_but_exactly_a_port_is_refused_and_changes_nothing(raw):
+async def test_anything_but_exactly_a_port_is_refused_and_changes_nothing(raw):
     spawner = Spawner("tok")
     with pytest.raises(Refusal) as info:
-        report_port([spawner], "tok", raw)
+        await report_port([spawner], "tok", raw)
     assert info.value.status == 400
     assert spawner.ports == [] and spawner.waiting
 
 
 @given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=5) | st.none(), max_size=3))
-def test_any_other_object_is_refused(obj):
+async def test_any_other_object_is_refused(obj):
     spawner = Spawner("tok")
     exact = set(obj) == {"port"} and isinstance(obj["port"], int) and 1024 <= obj["port"] <= 65535
     try:
-        report_port([spawner], "tok", body(obj))
+        await report_port([spawner], "tok", body(obj))
     except Refusal:
         assert not exact and spawner.ports == []
     else:
@@ -102,37 +102,37 @@ def test_any_other_object_is_refused(obj):
 
 
 @pytest.mark.parametrize("token", [None, "", "tok-b", "tok-a ", "TOK-A", "tok"])
-def test_wrong_or_missing_token_is_refused(token):
+async def test_wrong_or_missing_token_is_refused(token):
     spawner = Spawner("tok-a")
     with pytest.raises(Refusal) as info:
-        report_port([spawner, Spawner(None), Spawner("")], token, body({"port": 9000}))
+        await report_port([spawner, Spawner(None), Spawner("")], token, body({"port": 9000}))
     assert info.value.status == 403
     assert spawner.ports == []
 
 
-def test_not_waiting_is_refused():
+async def test_not_waiting_is_refused():
     spawner = Spawner("tok", waiting=False)
     with pytest.raises(Refusal) as info:
-        report_port([spawner], "tok", body({"port": 9000}))
+        await report_port([spawner], "tok", body({"port": 9000}))
     assert info.value.status == 409 and spawner.ports == []
 
 
-def test_spawner_without_the_protocol_is_refused():
+async def test_spawner_without_the_protocol_is_refused():
     with pytest.raises(Refusal) as info:
-        report_port([Unaware()], "tok-unaware", body({"port": 9000}))
+        await report_port([Unaware()], "tok-unaware", body({"port": 9000}))
     assert info.value.status == 403
 
 
-def test_two_spawners_with_one_token_are_refused():
+async def test_two_spawners_with_one_token_are_refused():
     a, b = Spawner("same"), Spawner("same")
     with pytest.raises(Refusal) as info:
-        report_port([a, b], "same", body({"port": 9000}))
+        await report_port([a, b], "same", body({"port": 9000}))
     assert info.value.status == 403 and a.ports == b.ports == []
 
 
-def test_refusal_messages_never_echo_the_request():
+async def test_refusal_messages_never_echo_the_request():
     secret = "tok-" + "s" * 40
     for raw in (body({"port": 1, secret: 2}), body({"port": secret})):
         with pytest.raises(Refusal) as info:
-            report_port([Spawner(secret)], secret, raw)
+            await report_port([Spawner(secret)], secret, raw)
         assert secret not in str(info.value)

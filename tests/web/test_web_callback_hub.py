@@ -35,7 +35,7 @@ class Recorder:
         self.waiting = True
         self.ports: list[int] = []
 
-    def __call__(self, port: int) -> bool:
+    def __call__(self, port: int, peer: str = "") -> bool:
         if not self.waiting:
             return False
         self.waiting = False
