@@ -16,7 +16,8 @@ Layout: ``DIR`` is sticky and world-writable (like /tmp); each job gets
 - ``cancelled`` / ``timeout``  markers saying why it ended.
 
 Each job runs under a small supervisor process (its own session and
-process group) that runs ``/bin/sh script``, enforces ``--time``, and
+process group) that runs the script with the interpreter its ``#!`` line
+names (``/bin/sh`` without one), as Slurm does, enforces ``--time``, and
 records the exit code; cancel sends SIGTERM to the whole group, then
 SIGKILL after a grace period.
 """
@@ -41,6 +42,15 @@ HOST = "127.0.0.1"
 PURGE_AGE = 300.0
 #: Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
 KILL_GRACE = 10.0
+
+
+def _interpreter(script: Path) -> list[str]:
+    """The argv a script's ``#!`` line names, as the kernel would read it."""
+    with script.open("rb") as f:
+        first = f.readline(256).decode(errors="replace").strip()
+    if first.startswith("#!") and first[2:].strip().startswith("/"):
+        return first[2:].split(maxsplit=1)
+    return ["/bin/sh"]
 
 
 def _write_json(path: Path, data: dict, mode: int = 0o644) -> None:
@@ -185,7 +195,7 @@ def supervise(spool: Path, job_id: str) -> int:
     ):
         script.append(
             subprocess.Popen(
-                ["/bin/sh", str(jobdir / "script")],
+                [*_interpreter(jobdir / "script"), str(jobdir / "script")],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

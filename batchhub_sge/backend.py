@@ -88,7 +88,8 @@ class SGEBackend(Backend):
     shell = Unicode(
         "/bin/bash",
         help="Shell Grid Engine runs the job script with (``-S``); the default job "
-        "template is written for bash.",
+        "template is written for bash, and values with line breaks (``$'...'``) need "
+        "bash, zsh or ksh93.",
     ).tag(config=True)
 
     verify = Enum(
@@ -103,7 +104,9 @@ class SGEBackend(Backend):
         Unicode(),
         help="More qsub options, one per directive line, without the ``#$`` "
         "(e.g. ``['-l arch=lx-amd64', '-m n']``). Never ``-V`` or ``-v`` with a secret: "
-        "every user can read a job's environment.",
+        "every user can read a job's environment. The job script starts with ``-clear``, "
+        "which also drops the cluster's sge_request defaults: site defaults for hub jobs "
+        "go here.",
     ).tag(config=True)
 
     qsub = Unicode(
@@ -129,9 +132,20 @@ class SGEBackend(Backend):
     ).tag(config=True)
 
     # --- job script ------------------------------------------------------
+    @property
+    def script_shell(self) -> str:
+        """The shell Grid Engine runs the job script with (``-S``), whatever
+        its ``#!`` line says: the template checks it can read ``$'...'``."""
+        return self.shell
+
     def directives(self, spec: JobSpec) -> list[str]:
         res = spec.resources
         options: list[str] = [
+            # qsub merges the site's sge_request, the user's ~/.sge_request and
+            # the cwd's .sge_request into every option the hub leaves unset
+            # (a 1000-task array, 64 slots, another queue...). -clear drops
+            # everything read before it; the script's own options follow.
+            "-clear",
             f"-N {self._checked(spec.job_name, _NAME_RE, 'job name')}",
             f"-S {self._admin_path(self.shell, 'c.SGEBackend.shell')}",
             f"-wd {self._user_path(spec.workdir)}",
@@ -200,6 +214,11 @@ class SGEBackend(Backend):
         if not option.startswith("-") or any(c in option for c in "\n\r\x00"):
             raise ConfigError(f"c.SGEBackend.extra_directives: {option!r} is not one qsub option")
         flag = option.split()[0]
+        if flag == "-clear":
+            raise ConfigError(
+                "c.SGEBackend.extra_directives: -clear is refused: it would drop the hub's own "
+                "options before it. The job script already starts with -clear."
+            )
         if flag in ("-V", "-v"):
             raise ConfigError(
                 f"c.SGEBackend.extra_directives: {flag} is refused: every Grid Engine user can "

@@ -310,6 +310,7 @@ def test_directives_for_cores_memory_gpu_runtime_queue_project() -> None:
         spec(cores=2, memory_mb=4097, gpus=1, runtime_s=90061, queue="all.q", project="chem")
     )
     assert lines == [
+        "#$ -clear",  # a user's own ~/.sge_request never fills what the hub left unset
         "#$ -N batchhub-alice",
         "#$ -S /bin/bash",
         "#$ -wd /home/alice/.batchhub/default",

@@ -103,7 +103,10 @@ def test_bad_env_name_refused(tmp_path):
         render_job_script(ToyBackend(), make_spec(str(tmp_path), env={"A;touch x": "1"}))
 
 
-@pytest.mark.parametrize("lines", [["#TOY ok", "#TOY bad\nrm -rf /"], ["echo not a directive"], [None]])
+@pytest.mark.parametrize(
+    "lines",
+    [["#TOY ok", "#TOY bad\nrm -rf /"], ["#TOY ok\x0b#TOY two"], ["echo not a directive"], [None]],
+)
 def test_backend_directives_are_checked(tmp_path, lines):
     with pytest.raises(ConfigError, match="directive"):
         render_job_script(ToyBackend(lines), make_spec(str(tmp_path)))
