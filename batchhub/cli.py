@@ -17,19 +17,42 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config, ConfigFileNotFound, PyFileConfigLoader
 
 from . import resources, template
-from .jobs import BatchhubError, JobSpec
+from .jobs import BatchhubError, ConfigError, JobSpec
 from .plugins import get_registry
 from .runner import CommandRunner
 
 
 def load_config(path: str | None) -> Config:
+    """The site's config file, or a ``ConfigError`` in one line saying why not."""
     if not path:
         return Config()
     file = Path(path)
-    return PyFileConfigLoader(file.name, str(file.parent)).load_config()
+    try:
+        return PyFileConfigLoader(file.name, str(file.parent)).load_config()
+    except ConfigFileNotFound:
+        message = f"no config file {path!r}: give the path of the hub's jupyterhub_config.py"
+        raise ConfigError(message) from None
+    except Exception as exc:  # the file is Python: it can fail in any way; the admin needs the gist
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"cannot load the config file {path!r}: {type(exc).__name__}: {detail}") from None
+
+
+def parse_option_args(args: Sequence[str]) -> dict[str, str]:
+    """``name=value`` words from the command line, each name once."""
+    options: dict[str, str] = {}
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"option {arg!r} needs a value, as in {name or 'cores'}=2")
+        if not name:
+            raise ConfigError(f"option {arg!r} needs a name, as in cores{arg}")
+        if name in options:
+            raise ConfigError(f"{name} is given twice ({name}={options[name]} and {arg}); give it once")
+        options[name] = value
+    return options
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -43,10 +66,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    options = parse_option_args(args.option)
     config = load_config(args.config)
     backend = get_registry().backend_class(args.backend)(config=config)
     form = resources.ResourceForm(config=config)
-    options = {k: v for k, v in (opt.split("=", 1) for opt in args.option)}
     request = resources.parse_options(form, options)
     workdir = args.workdir or f"/home/{args.user}/.batchhub/default"
     spec = JobSpec(

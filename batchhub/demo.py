@@ -150,6 +150,8 @@ def render_config(s: HubSettings) -> str:
     ]
     if s.as_root:
         lines.append("c.CommandRunner.as_user_prefix = ['runuser', '-u', '{username}', '--']")
+    else:  # a personal hub: jobs run as you, the hub's own account
+        lines.append("c.CommandRunner.as_user_prefix = []")
     return "\n".join(lines) + "\n" + s.extra_config
 
 

@@ -64,6 +64,17 @@ class Observation:
     exit_code: int | None = None
 
 
+@dataclass(frozen=True)
+class TaggedJob:
+    """One live job of a listing by tag (``Backend.list_command``): enough to
+    tell which server it belongs to and whom to cancel it as."""
+
+    job_id: str
+    name: str
+    owner: str
+    state: JobState
+
+
 class CancelOutcome(enum.Enum):
     """What a cancel command achieved for one job."""
 
@@ -77,7 +88,11 @@ def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True)
+def _hidden(value: str | None) -> str:
+    return "None" if value is None else f"<{len(value)} characters>"
+
+
+@dataclass(frozen=True, repr=False)
 class Command:
     """One program to run: an argv list, never a shell line.
 
@@ -104,8 +119,16 @@ class Command:
         who = f" (as {self.as_user})" if self.as_user else ""
         return " ".join(self.argv) + who
 
+    def __repr__(self) -> str:
+        # stdin and env values may carry the server's token: show their size and names only
+        env = "{" + ", ".join(f"{key!r}: <hidden>" for key in self.env) + "}"
+        return (
+            f"Command(argv={self.argv!r}, stdin={_hidden(self.stdin)}, as_user={self.as_user!r}, "
+            f"env={env}, timeout={self.timeout!r})"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class CommandResult:
     """How a command ended. ``timed_out`` means it was killed at its limit."""
 
@@ -115,6 +138,13 @@ class CommandResult:
     stderr: str = ""
     duration: float = 0.0
     timed_out: bool = False
+
+    def __repr__(self) -> str:  # the command's own repr hides its stdin and env
+        return (
+            f"CommandResult(command={self.command!r}, returncode={self.returncode!r}, "
+            f"stdout={self.stdout!r}, stderr={self.stderr!r}, duration={self.duration!r}, "
+            f"timed_out={self.timed_out!r})"
+        )
 
     @property
     def ok(self) -> bool:
@@ -193,6 +223,11 @@ class BatchhubError(Exception):
 
 class SubmitError(BatchhubError):
     """The scheduler refused the job; the message is fit to show the user."""
+
+
+class SubmitUncertain(SubmitError):
+    """The submit command timed out or lost its connection: the scheduler
+    may have created the job. The controller looks for it by its name."""
 
 
 class QueryError(BatchhubError):

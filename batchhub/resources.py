@@ -37,17 +37,27 @@ IGNORED_KEYS = frozenset({"_xsrf"})
 #: a name can never look like a command-line option), then a small safe set.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
 PROFILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_INT = re.compile(r"\d{1,6}")
-_NUMBER = re.compile(r"(\d{1,9})(?:\.(\d{1,6}))?")
-_MEMORY = re.compile(r"(\d{1,9}(?:\.\d{1,6})?)(?:([MGT])(?:I?B)?)?", re.IGNORECASE)
+_INT = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)(?:([MGT])(?:I?B)?)?", re.IGNORECASE)
 _MEMORY_UNIT_MB = {None: 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 _CLOCK = re.compile(r"(?:(\d{1,3})-)?(\d{1,4}):(\d{2})(?::(\d{2}))?")
 _DAY_HOURS = re.compile(r"(\d{1,3})-(\d{1,2})")
 _UNITS = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?(?:(\d{1,7})s)?", re.IGNORECASE)
 
+#: Far beyond any site's limits: a number above one of these is refused as
+#: too large before any arithmetic on it (which could overflow).
+MAX_COUNT = 999_999
+MAX_MEMORY_MB = 1024**4  # an exbibyte
+MAX_RUNTIME_S = 999 * 86400
+
 #: Between the ends of a range, as in "1\u201316 cores".
 DASH = "\u2013"
 FIELD_UNITS = {"cores": ("core", "cores"), "gpus": ("GPU", "GPUs")}
+
+
+class TooLarge(ValueError):
+    """A number beyond anything a job could have."""
 
 
 class OptionsError(BatchhubError):
@@ -66,6 +76,9 @@ class OptionsError(BatchhubError):
 
 def shown(value: object) -> str:
     """A user's value as an error message may quote it: short, one line."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        # str() of an int of more than 4300 digits raises: say how long it is instead
+        return f"a number of about {int(math.log10(abs(value))) + 1} digits"
     text = "" if value is None else str(value)
     if len(text) > 40:
         text = text[:40] + "..."
@@ -80,17 +93,19 @@ def parse_memory(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise ValueError("not a size")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError("not a positive size")
-        return math.ceil(value * 1024)
-    match = _MEMORY.fullmatch(value.strip())
-    if not match:
-        raise ValueError("not a size")
-    number, unit = match.groups()
-    mb = math.ceil(float(number) * _MEMORY_UNIT_MB[unit.upper() if unit else None])
-    if mb <= 0:
+        number, unit_mb = value, 1024
+    else:
+        match = _MEMORY.fullmatch(value.strip())
+        if not match:
+            raise ValueError("not a size")
+        number, unit = float(match.group(1)), match.group(2)
+        unit_mb = _MEMORY_UNIT_MB[unit.upper() if unit else None]
+    if number != number or number <= 0:  # NaN, zero or negative
         raise ValueError("not a positive size")
-    return mb
+    # compared before multiplying: 10**400 or 1e306 must not reach float arithmetic
+    if number > MAX_MEMORY_MB / unit_mb:
+        raise TooLarge(f"larger than {format_memory(MAX_MEMORY_MB)}")
+    return math.ceil(number * unit_mb)
 
 
 def format_memory(mb: int) -> str:
@@ -108,13 +123,15 @@ def parse_runtime(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise ValueError("not a duration")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value <= 0 or value > 24 * 999:
+        if value != value or value <= 0:  # NaN, zero or negative
             raise ValueError("not a positive duration")
+        if value > MAX_RUNTIME_S / 3600:  # before multiplying: 10**400 must not reach a float
+            raise TooLarge(f"longer than {format_runtime(MAX_RUNTIME_S)}")
         return math.ceil(value * 3600)
     text = value.strip()
     seconds: int | None = None
-    if match := _NUMBER.fullmatch(text):
-        return parse_runtime(float(text))
+    if _NUMBER.fullmatch(text):
+        return parse_runtime(float(text))  # a string of many digits is inf here: too large
     if match := _CLOCK.fullmatch(text):
         days, hours, minutes, secs = match.groups()
         if int(minutes) >= 60 or (secs is not None and int(secs) >= 60):
@@ -127,6 +144,8 @@ def parse_runtime(value: str | int | float) -> int:
         seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
     if not seconds or seconds <= 0:
         raise ValueError("not a duration")
+    if seconds > MAX_RUNTIME_S:
+        raise TooLarge(f"longer than {format_runtime(MAX_RUNTIME_S)}")
     return seconds
 
 
@@ -144,16 +163,18 @@ def parse_count(value: str | int | float) -> int:
     """A whole number from ``"4"`` or ``4`` (not ``4.5``, not ``True``)."""
     if isinstance(value, bool):
         raise ValueError("not a whole number")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError("not a whole number")
-        value = int(value)
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    if not _INT.fullmatch(text):
+    if isinstance(value, float) and not value.is_integer():  # NaN and infinities too
         raise ValueError("not a whole number")
-    return int(text)
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INT.fullmatch(text):
+            raise ValueError("not a whole number")
+        if len(text.lstrip("0")) > len(str(MAX_COUNT)):  # before int(): no 5000-digit ints
+            raise TooLarge(f"more than {MAX_COUNT}")
+        value = int(text)
+    if value > MAX_COUNT:
+        raise TooLarge(f"more than {MAX_COUNT}")
+    return int(value)
 
 
 _PARSERS = {"cores": parse_count, "gpus": parse_count, "memory": parse_memory, "runtime": parse_runtime}
@@ -188,6 +209,12 @@ class Range:
         if self.low == self.high:
             return fmt(self.low)
         return f"{fmt(self.low)}{DASH}{fmt(self.high)}"
+
+    def most(self) -> str:
+        """The upper end as a message says it: ``16 cores``, ``1 GPU``, ``64G``."""
+        if self.field in FIELD_UNITS:
+            return f"{self.high} {FIELD_UNITS[self.field][self.high != 1]}"
+        return _FORMATS[self.field](self.high)
 
     def check(self, value: int, shown: object) -> int:
         if not self.low <= value <= self.high:
@@ -455,6 +482,13 @@ def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: 
             raise OptionsError(field, value, f"{form.label(field).lower()} cannot be chosen here")
         try:
             parsed = _PARSERS[field](value)
+        except TooLarge:
+            raise OptionsError(
+                field,
+                value,
+                f"choose {allowed.describe()}",
+                f"{field}: {shown(value)} is too large; the most is {allowed.most()}",
+            ) from None
         except ValueError:
             raise OptionsError(field, value, f"give {_HINTS[field]}, in {allowed.describe()}") from None
         numbers[field] = allowed.check(parsed, value)

@@ -11,20 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import os
+import pwd
 import re
 import signal
 import time
 from asyncio.subprocess import DEVNULL, PIPE
+from typing import Any
 
-from traitlets import Dict, Float, Int, List, Unicode
+from traitlets import Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from .jobs import Command, CommandResult, ConfigError
 
 #: POSIX-portable user names: what ``useradd`` accepts by default.
 DEFAULT_USERNAME_PATTERN = r"^[a-z_][a-z0-9_.-]{0,31}$"
+
+
+class AccountRefused(ConfigError):
+    """No command may run as this user. The message is for the admin's log;
+    ``user_message`` says it to the user without the rule's details."""
+
+    def __init__(self, message: str, user_message: str) -> None:
+        super().__init__(message)
+        self.user_message = user_message
+
+
+def _hub_account() -> tuple[str, int]:
+    """The hub's own account, from its effective uid (not ``$USER``,
+    which the environment can say anything about)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name, uid
+    except KeyError:
+        return str(uid), uid
 
 
 class CommandRunner(LoggingConfigurable):
@@ -37,7 +57,27 @@ class CommandRunner(LoggingConfigurable):
         "is replaced by the (validated) user name. The hub usually runs as an "
         "unprivileged account with a sudoers rule for the scheduler commands; "
         'a hub running as root may use ["runuser", "-u", "{username}", "--"]. '
-        "No prefix is used when the command's user is the hub's own user.",
+        "An empty list runs every command as the hub itself (a personal hub, such as "
+        "the demo run by an ordinary user); only then may a hub user be the hub's own "
+        "account. Whatever the prefix, no command runs for root, a system account (see "
+        "min_uid and reserved_uid_ranges) or a name without an account.",
+    ).tag(config=True)
+
+    min_uid = Int(
+        1000,
+        help="Lowest uid of an account commands may run as. Accounts below it are system "
+        "accounts (daemon, the scheduler's own such as sgeadmin) and are refused, so a hub "
+        "user named like one never gets a server. root (uid 0) is refused whatever this says.",
+    ).tag(config=True)
+
+    reserved_uid_ranges = List(
+        List(Int(), minlen=2, maxlen=2),
+        default_value=[[60000, 65535], [4294967294, 4294967295]],
+        help="uid ranges [low, high] (inclusive) above min_uid that also belong to system "
+        "accounts, refused like those below it: by default Debian's package accounts "
+        "(60000-64999, e.g. slurm as 64030), systemd's dynamic users, nobody (65534) and "
+        "4294967294-4294967295. Directory services (LDAP, AD) usually give uids outside "
+        "these; remove a range that holds your users' uids.",
     ).tag(config=True)
 
     username_pattern = Unicode(
@@ -74,21 +114,63 @@ class CommandRunner(LoggingConfigurable):
         "rest is read and dropped so the command never blocks on a full pipe.",
     ).tag(config=True)
 
+    @validate("reserved_uid_ranges")
+    def _valid_ranges(self, proposal: dict[str, Any]) -> list[list[int]]:
+        for low, high in proposal["value"]:
+            if low > high:
+                raise TraitError(f"c.CommandRunner.reserved_uid_ranges: [{low}, {high}] needs low <= high")
+        return proposal["value"]
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(self.max_concurrent)
-        self._me = getpass.getuser()
+        self._me, self._my_uid = _hub_account()
+
+    def check_user(self, user: str) -> pwd.struct_passwd:
+        """The account of ``user`` once it passed every rule, else
+        ``AccountRefused`` saying which rule and what to do."""
+        if not re.fullmatch(self.username_pattern, user):
+            raise AccountRefused(
+                f"refusing to run a command as {user!r}: not a plain user name "
+                f"(c.CommandRunner.username_pattern is {self.username_pattern!r})",
+                f"the user name {user!r} cannot be used for batch jobs; ask the admins",
+            )
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            message = f"there is no account named {user} on the cluster; ask the admins to create one"
+            raise AccountRefused(f"refusing to run a command as {user}: {message}", message) from None
+        uid = account.pw_uid
+        refused = f"the account {user} cannot run servers here; ask the admins"
+        if uid == 0 or uid < self.min_uid:
+            raise AccountRefused(
+                f"refusing to run a command as {user}: {user} is a system account (uid {uid}); "
+                f"commands run only as ordinary accounts (c.CommandRunner.min_uid = {self.min_uid})",
+                refused,
+            )
+        for low, high in self.reserved_uid_ranges:
+            if low <= uid <= high:
+                raise AccountRefused(
+                    f"refusing to run a command as {user}: {user} is a system account (uid {uid}): "
+                    f"its uid is in c.CommandRunner.reserved_uid_ranges ([{low}, {high}])",
+                    refused,
+                )
+        if self.as_user_prefix and (user == self._me or uid == self._my_uid):
+            # never act as the hub for a user who merely has its name (or its uid)
+            raise AccountRefused(
+                f"refusing to run a command as {user}: that is the hub's own account "
+                f"({self._me}, uid {self._my_uid}), and a hub user must not act as the hub",
+                refused,
+            )
+        return account
 
     def argv_for(self, command: Command) -> list[str]:
-        """The full argv, with the as-user prefix where one is needed."""
+        """The full argv, with the as-user prefix for a command run as a
+        user. Raises ``AccountRefused`` for a user no command may run as."""
         user = command.as_user
-        if user is None or user == self._me:
+        if user is None:  # the hub's own command, such as a status query
             return list(command.argv)
-        if not re.fullmatch(self.username_pattern, user):
-            raise ConfigError(
-                f"refusing to run a command as {user!r}: not a plain user name "
-                f"(c.CommandRunner.username_pattern is {self.username_pattern!r})"
-            )
+        self.check_user(user)
         return [part.replace("{username}", user) for part in self.as_user_prefix] + list(command.argv)
 
     def env_for(self, command: Command) -> dict[str, str]:

@@ -70,8 +70,6 @@ PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.RE
 
 #: Characters a server's directory name may hold as they are.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-#: How every escaped directory name ends; a plain name so shaped is escaped too.
-_ESCAPED_TAIL = re.compile(r"-[0-9a-f]{8}\Z")
 #: Longest file name most file systems take (bytes; the names here are ASCII).
 NAME_MAX = 255
 
@@ -83,27 +81,21 @@ def server_dir_name(name: str) -> str:
 
     Injective: two different server names never share a directory. A plain
     name (letters, digits, ``_ . -``; not ``default``, not starting with a
-    dot, not ending like an escaped name) is its own directory. Any other
-    name becomes its UTF-8 bytes with each byte outside that set (and a
-    leading dot) written ``+hh``, then ``-`` and 8 hex digits of its SHA-256:
-    ``+`` never occurs in a plain name and the escaping can be undone, so no
-    two names meet, and no name reaches outside (".." or "a/b", which
-    JupyterHub 5 allows)."""
+    dot) is its own directory. Any other name becomes its UTF-8 bytes with
+    each byte outside that set (and a leading dot) written ``+hh``, then
+    ``-+`` and 8 hex digits of its SHA-256: a plain name never holds ``+``
+    and the escaping can be undone, so no two names meet ("a b" is
+    ``a+20b-+c8687a08``, the default-named one ``default-+37a8eec1``), and
+    no name reaches outside (".." or "a/b", which JupyterHub 5 allows)."""
     if not name:
         return "default"
-    if (
-        _PLAIN_NAME.fullmatch(name)
-        and name != "default"
-        and not name.startswith(".")
-        and not _ESCAPED_TAIL.search(name)
-    ):
+    if _PLAIN_NAME.fullmatch(name) and name != "default" and not name.startswith("."):
         return name
     raw = name.encode("utf-8", "surrogatepass")
-    body = "".join(
-        chr(byte) if _PLAIN_NAME.fullmatch(chr(byte)) and not (i == 0 and byte == ord(".")) else f"+{byte:02x}"
-        for i, byte in enumerate(raw)
-    )
-    return f"{body}-{hashlib.sha256(raw).hexdigest()[:8]}"
+    kept = [bool(_PLAIN_NAME.fullmatch(chr(byte))) for byte in raw]
+    kept[0] = kept[0] and raw[:1] != b"."  # never a hidden directory, never ".."
+    body = "".join(chr(byte) if keep else f"+{byte:02x}" for byte, keep in zip(raw, kept, strict=True))
+    return f"{body}-+{hashlib.sha256(raw).hexdigest()[:8]}"
 
 
 class _Shared:
@@ -341,9 +333,13 @@ class BatchSpawner(Spawner):
     # --- start --------------------------------------------------------
     def check_account(self) -> pwd.struct_passwd:
         """The user's Unix account, once the runner's rules allow commands
-        as it (it exists, it is no system account, not the hub's own)."""
+        as it (it exists, it is no system account, not the hub's own).
+        ``start()`` checks it through ``workdir()``, before any command."""
+        rules = self.controller.runner
+        if not isinstance(rules, CommandRunner):  # a test double runs the commands: same rules
+            rules = CommandRunner(config=self.config, log=self.log)
         try:
-            return self.controller.runner.check_user(self.user.name)
+            return rules.check_user(self.user.name)
         except AccountRefused as exc:
             self.log.warning("batchhub refuses a server for %s: %s", self._log_name, exc)
             raise SpawnException(
@@ -361,7 +357,7 @@ class BatchSpawner(Spawner):
         directory = server_dir_name(self.name)
         if len(directory) > NAME_MAX:
             raise SpawnException(
-                f"The server name {self.name[:40]!r}... is too long to name its private directory "
+                "This server's name is too long to name its private directory "
                 f"({len(directory)} characters once escaped; the most is {NAME_MAX}). "
                 "Choose a shorter name, or one of plain letters and digits.",
                 reason="server_name",
@@ -448,7 +444,6 @@ class BatchSpawner(Spawner):
         self._notice = ""  # told once; this start is the user's answer to it
         self._note_progress(Phase.SUBMITTING, "Checking your resource request")
         controller = self.controller
-        self.check_account()  # also when called without JupyterHub's pre-spawn step
         request = self.resource_request()
         try:
             self._check_token_delivery()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import pwd
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from batchhub.jobs import Command, ConfigError
+from batchhub.jobs import Command, CommandResult, ConfigError
 from batchhub.runner import CommandRunner
 from batchhub.testing import missing
 
@@ -152,7 +151,16 @@ async def test_concurrency_cap_holds(tmp_path: Path) -> None:
     assert await peak(6) > 2
 
 
+def account(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        missing(f"the test user {name} (scripts/create-test-users)")
+        raise
+
+
 def test_as_user_prefix_is_put_before_the_command_for_another_user() -> None:
+    account("alice")
     runner = CommandRunner(as_user_prefix=["sudo", "-n", "-u", "{username}", "--"])
     argv = runner.argv_for(Command(("qsub", "{username}"), as_user="alice"))
     # only the prefix is templated; the command's own arguments stay literal
@@ -184,15 +192,91 @@ async def test_a_bad_user_name_is_refused_before_anything_runs(tmp_path: Path, n
     assert not marker.exists()
 
 
-async def test_the_hubs_own_user_gets_no_prefix() -> None:
-    me = getpass.getuser()
-    # a prefix that cannot run: the command only succeeds if no prefix is used
-    runner = CommandRunner(as_user_prefix=["/nonexistent/sudo", "-u", "{username}", "--"])
-    command = Command(("id", "-un"), as_user=me)
-    assert runner.argv_for(command) == ["id", "-un"]
-    result = await runner.run(command)
-    assert result.ok
-    assert result.stdout.strip() == me
+async def test_a_user_named_like_the_hubs_account_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub running as alice: a hub user called alice must not have her
+    commands run as the hub, unprefixed, just because of her name."""
+    alice = account("alice")
+    marker = tmp_path / "ran"
+    with monkeypatch.context() as m:  # the hub's identity, as the runner learns it
+        m.setenv("LOGNAME", "alice")
+        m.setenv("USER", "alice")
+        m.setattr(os, "geteuid", lambda: alice.pw_uid)
+        runner = CommandRunner(as_user_prefix=["/nonexistent/sudo", "-u", "{username}", "--"])
+    with pytest.raises(ConfigError, match="the hub's own account") as info:
+        await runner.run(Command(("touch", str(marker)), as_user="alice"))
+    assert not marker.exists()
+    assert "alice" in info.value.user_message and "ask the admins" in info.value.user_message
+
+
+async def test_root_is_refused_whatever_the_hub_runs_as(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    for prefix in ([], ["runuser", "-u", "{username}", "--"], ["sudo", "-n", "-u", "{username}", "--"]):
+        runner = CommandRunner(as_user_prefix=prefix, min_uid=0)
+        with pytest.raises(ConfigError, match="system account"):
+            await runner.run(Command(("touch", str(marker)), as_user="root"))
+        assert not marker.exists()
+
+
+SYSTEM_ACCOUNTS = ["daemon", "bin", "nobody", "sgeadmin", "slurm", "munge", "postgres"]
+
+
+@pytest.mark.parametrize("name", SYSTEM_ACCOUNTS)
+async def test_system_accounts_are_refused_by_their_uid(tmp_path: Path, name: str) -> None:
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        pytest.skip(f"no account {name} here")
+    marker = tmp_path / "ran"
+    runner = CommandRunner(as_user_prefix=[])
+    with pytest.raises(ConfigError, match=f"{name} is a system account \\(uid {uid}\\)"):
+        await runner.run(Command(("touch", str(marker)), as_user=name))
+    assert not marker.exists()
+
+
+def test_min_uid_and_reserved_uids_are_configurable() -> None:
+    alice, bob = account("alice"), account("bob")
+    runner = CommandRunner(min_uid=bob.pw_uid, as_user_prefix=["sudo", "-u", "{username}", "--"])
+    with pytest.raises(ConfigError, match=f"c.CommandRunner.min_uid = {bob.pw_uid}"):
+        runner.argv_for(Command(("id",), as_user="alice"))
+    assert runner.argv_for(Command(("id",), as_user="bob")) == ["sudo", "-u", "bob", "--", "id"]
+    runner = CommandRunner(reserved_uid_ranges=[[alice.pw_uid, alice.pw_uid]])
+    with pytest.raises(ConfigError, match="reserved_uid_ranges"):
+        runner.argv_for(Command(("id",), as_user="alice"))
+    assert runner.argv_for(Command(("id",), as_user="bob"))[-1] == "id"
+
+
+async def test_a_user_without_an_account_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    runner = CommandRunner(as_user_prefix=[])
+    with pytest.raises(ConfigError, match="there is no account named bh-no-such-user") as info:
+        await runner.run(Command(("touch", str(marker)), as_user="bh-no-such-user"))
+    assert not marker.exists()
+    assert info.value.user_message == (
+        "there is no account named bh-no-such-user on the cluster; ask the admins to create one"
+    )
+
+
+def test_reprs_hide_stdin_and_env_values() -> None:
+    secret, env_secret = "tok-" + "s" * 40, "tok-" + "e" * 40
+    command = Command(
+        ("batchhub-singleuser", "--write-token-file", "/home/alice/.batchhub/default/token"),
+        stdin=secret,
+        as_user="alice",
+        env={"JUPYTERHUB_API_TOKEN": env_secret, "SGE_CELL": "default"},
+        timeout=30,
+    )
+    result = CommandResult(command, 1, "out", "err", 0.5)
+    for text in (repr(command), repr(result), str(result), repr([command]), f"{result!r}"):
+        assert secret not in text and env_secret not in text, text
+        assert "/home/alice/.batchhub/default/token" in text  # the rest still helps
+        assert "JUPYTERHUB_API_TOKEN" in text  # names are no secret
+    assert "stdin=<44 characters>" in repr(command)
+    assert str(command) == (
+        "batchhub-singleuser --write-token-file /home/alice/.batchhub/default/token (as alice)"
+    )
+    assert "returncode=1" in repr(result) and "stderr='err'" in repr(result)
 
 
 async def test_exit_status_and_stderr_are_reported() -> None:

@@ -4,6 +4,7 @@ CommandRunner, and the backend's parsers read what the local tool prints."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import subprocess
@@ -20,16 +21,38 @@ from batchhub.runner import CommandRunner
 from batchhub.testing import missing
 from batchhub_fake import FakeBackend
 
+#: Who runs the jobs when the tests run as root.
+JOB_USER = "alice"
+
 
 @pytest.fixture
-def world(tmp_path: Path):
-    backend = FakeBackend(local=True, spool_dir=str(tmp_path / "spool"))
-    runner = CommandRunner()
-    return backend, runner, tmp_path
+def world(tmp_path: Path) -> Iterator[tuple[FakeBackend, CommandRunner, Path]]:
+    """A local fake cluster. As root (whose jobs every runner refuses) its
+    jobs run as the test user alice, else as the developer (a personal hub)."""
+    if os.geteuid() != 0:
+        backend = FakeBackend(local=True, spool_dir=str(tmp_path / "spool"))
+        yield backend, CommandRunner(as_user_prefix=[]), tmp_path
+        return
+    python = _python_for(JOB_USER)
+    if python is None:
+        missing("a Python the test users can run (run scripts/node-env)")
+    shared = Path(tempfile.mkdtemp(prefix="batchhub-fake-"))
+    os.chmod(shared, 0o755)
+    spool, workdir = shared / "spool", shared / "work"
+    spool.mkdir(mode=0o1777)
+    os.chmod(spool, 0o1777)
+    workdir.mkdir()
+    shutil.chown(workdir, JOB_USER, JOB_USER)
+    runner = CommandRunner(
+        as_user_prefix=["runuser", "-u", "{username}", "--"],
+        env={} if python == NODE_PYTHON else {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    yield FakeBackend(local=True, spool_dir=str(spool), python=python), runner, workdir
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 def job(backend: FakeBackend, workdir: Path, body: str, user: str | None = None, **resources: object):
-    user = user or os.environ.get("USER") or "root"
+    user = user or (JOB_USER if os.geteuid() == 0 else getpass.getuser())
     spec = JobSpec(user, "", "batchhub-test", ResourceRequest(**resources), str(workdir))
     return spec, "#!/bin/sh\n" + "\n".join(backend.directives(spec)) + "\n" + body + "\n"
 

@@ -1,5 +1,6 @@
 """A hub that dies in the middle of a spawn loses no job: on restart the
-half-started spawn is cancelled cleanly and the user can start again."""
+half-started spawn is cancelled cleanly, the user is told why on the spawn
+page, and can start again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 
 import pytest
 
-from batchhub.testing.hub import RealHub
+from batchhub.testing.hub import RealHub, login
 
 pytestmark = pytest.mark.hub
 
@@ -43,6 +44,15 @@ def test_hub_crash_mid_spawn_cancels_the_job_on_restart(slow_hub: RealHub) -> No
     hub.wait_stopped("alice")
     # cancelled on purpose at start-up, not left to time out probing a server that never was
     assert f"cancelling job {job_id} of alice" in hub.log_text()
+    # alice's next visit says what happened, also after another restart
+    notice = (
+        f"The hub restarted while your server was starting; its job {job_id} was cancelled. Start it again."
+    )
+    hub.restart()
+    session = login(hub.url, "alice", hub.password)
+    page = session.get(f"{hub.url}/hub/spawn", timeout=30)
+    assert page.status_code == 200, page.text
+    assert notice in page.text, page.text
     # the user is not stuck: a new start submits a new job
     r = hub.api("POST", "users/alice/server", json={"user_options": {}})
     assert r.status_code in (201, 202), r.text
@@ -50,3 +60,6 @@ def test_hub_crash_mid_spawn_cancels_the_job_on_restart(slow_hub: RealHub) -> No
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
     hub.wait_stopped("alice", timeout=90)
     assert not hub.live_jobs()
+    # the notice was for that one visit's start: once she started again, it is gone
+    page = session.get(f"{hub.url}/hub/spawn", timeout=30)
+    assert page.status_code == 200 and "The hub restarted" not in page.text

@@ -284,6 +284,9 @@ def test_profile_without_profiles_refused():
         {"profiles": [{"name": "x"}, {"name": "x"}]},
         {"profiles": [{"name": "advanced"}]},
         {"profiles": [{"name": "x", "colour": "red"}]},
+        {"queue_limits": {"gpu": {"memory_max": 1e306}}},
+        {"queue_limits": {"gpu": {"runtime_max": 10**400}}},
+        {"queue_limits": {"gpu": {"memory_default": 10**5000}}},
     ],
 )
 def test_bad_site_settings_are_config_errors(settings):
@@ -310,3 +313,52 @@ def test_describe_request():
         ResourceRequest(cores=2, memory_mb=1024, gpus=1, runtime_s=5400, queue="gpu", project="p1")
     )
     assert text == "2 cores, 1G, 1 GPU, 1h30m on gpu for p1"
+
+
+# --- numbers too large to mean anything ------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "most"),
+    [
+        ("memory", 1e306, "64G"),
+        ("memory", 10**400, "64G"),
+        ("memory", 1.7e308, "64G"),
+        ("memory", "999999999T", "64G"),
+        ("runtime", 1e306, "12h"),
+        ("runtime", 10**400, "12h"),
+        ("runtime", "999-9999:59:59", "12h"),
+        ("cores", 1e306, "16 cores"),
+        ("cores", 10**400, "16 cores"),
+        pytest.param("cores", 10**5000, "16 cores", id="cores-10**5000"),
+        ("cores", "12345678", "16 cores"),
+        ("gpus", 1e306, "1 GPU"),
+        ("gpus", 10**400, "1 GPU"),
+    ],
+    ids=lambda v: f"int-of-{v.bit_length()}-bits" if isinstance(v, int) else None,
+)
+def test_a_huge_number_is_refused_with_the_most_allowed(field, value, most):
+    with pytest.raises(OptionsError) as info:
+        parse_options(site(), {field: value})
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+    assert f"is too large; the most is {most}" in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+numbers = st.one_of(
+    st.integers(),
+    st.floats(),
+    st.builds(lambda exponent, sign: sign * 10**exponent, st.integers(0, 6000), st.sampled_from([1, -1])),
+    st.from_regex(r"[0-9]{1,30}(\.[0-9]{1,8})?[MGTmgt]?", fullmatch=True),
+)
+
+
+@given(st.sampled_from(["cores", "memory", "gpus", "runtime"]), numbers)
+def test_any_number_is_taken_or_refused_by_name(field, value):
+    try:
+        request = parse_options(site(), {"queue": "gpu", field: value})
+    except OptionsError as exc:
+        assert exc.field == field
+        assert str(exc).startswith(f"{field}: ")
+        assert len(str(exc)) < 300
+    else:
+        assert 1 <= request.cores <= 32 and 0 <= request.gpus <= 4
