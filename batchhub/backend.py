@@ -12,6 +12,7 @@ Backends are traitlets ``Configurable``: a site sets their options in
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import ClassVar
@@ -19,7 +20,7 @@ from typing import ClassVar
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .jobs import CancelOutcome, Command, CommandResult, JobSpec, Observation
+from .jobs import CancelOutcome, Command, CommandResult, JobSpec, Observation, TaggedJob
 
 
 class Backend(LoggingConfigurable):
@@ -99,6 +100,20 @@ class Backend(LoggingConfigurable):
         """Terminal observations from ``history_command``'s output."""
         return {}
 
+    # --- listing by tag -------------------------------------------------
+    def list_command(self) -> Command | None:
+        """Optional but recommended: ONE command listing every live job of
+        every user with its name and owner, so the hub can find its jobs by
+        their tag (a submit whose answer was lost, strays, orphans).
+        ``None`` when the scheduler cannot list jobs that way."""
+        return None
+
+    def parse_list(self, result: CommandResult) -> list[TaggedJob]:
+        """The live jobs in ``list_command``'s output (the caller keeps those
+        whose name carries the hub's tag). ``QueryError`` when the listing
+        failed: absence from a failed listing means nothing."""
+        raise NotImplementedError
+
     # --- cancel ---------------------------------------------------------
     def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
         """The command that cancels ``job_ids``, run as their owner."""
@@ -110,8 +125,21 @@ class Backend(LoggingConfigurable):
         raise NotImplementedError
 
     # --- helpers for subclasses ----------------------------------------
-    def job_name(self, username: str, server_name: str) -> str:
-        """The tagged job name for one user's server, with every character a
-        scheduler might choke on (``/``, ``:``, ``@``, spaces) replaced."""
+    def server_tag(self, username: str, server_name: str) -> str:
+        """The start of the name of every job of one user's server: the
+        hub's tag, the user and the server (every character a scheduler
+        might choke on replaced), and a digest of both, so two servers
+        never share a tag even where their cleaned names look alike."""
         name = f"{self.job_name_prefix}-{username}" + (f"-{server_name}" if server_name else "")
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200]
+        digest = hashlib.sha256(f"{username}\0{server_name}".encode()).hexdigest()[:6]
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:150] + f".{digest}"
+
+    def job_name(self, username: str, server_name: str, submission: str = "") -> str:
+        """The name of one submission's job: its server's tag, then the
+        submission's own id, so a job found by name is that submission's."""
+        tag = self.server_tag(username, server_name)
+        return f"{tag}.{submission}" if submission else tag
+
+    def carries_hub_tag(self, name: str) -> bool:
+        """Whether a job of this name was submitted by a hub with this tag."""
+        return name.startswith(f"{self.job_name_prefix}-")

@@ -3,6 +3,7 @@
     batchhub backends                      installed backends, and broken plugins
     batchhub render --backend sge [opts]   print the job script for given options
     batchhub check --backend sge           is the scheduler reachable (one status query)
+    batchhub jobs -f CONFIG [--orphans]    the hub's jobs by tag; --orphans: those no server knows
     batchhub demo [--backend fake]         a real local JupyterHub with BatchSpawner
 
 ``render`` and ``check`` read the site's ``jupyterhub_config.py`` when
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from . import resources, template
 from .jobs import BatchhubError, ConfigError, JobSpec
 from .plugins import get_registry
 from .runner import CommandRunner
+from .sweeper import Sweeper
 
 
 def load_config(path: str | None) -> Config:
@@ -104,6 +107,67 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def known_job_ids(db_url: str) -> set[str]:
+    """Job ids recorded in the hub's database (each server's saved state)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(sqlalchemy.text("SELECT state FROM spawners")).fetchall()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise ConfigError(f"cannot read the hub's database {db_url!r}: {exc.__class__.__name__}") from None
+    finally:
+        engine.dispose()
+    ids = set()
+    for (raw,) in rows:
+        state = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        job_id = ((state or {}).get("batchhub") or {}).get("job_id")
+        if job_id:
+            ids.add(str(job_id))
+    return ids
+
+
+async def _jobs(args: argparse.Namespace, config: Config) -> int:
+    name = args.backend or config.BatchSpawner.get("backend", "")
+    if not name:
+        raise ConfigError("say which backend: --backend NAME, or c.BatchSpawner.backend in the config file")
+    db_url = args.db_url or config.JupyterHub.get("db_url", "sqlite:///jupyterhub.sqlite")
+    backend = get_registry().backend_class(name)(config=config)
+    runner = CommandRunner(config=config)
+    sweeper = Sweeper(backend, runner)
+    if not sweeper.can_list:
+        raise ConfigError(f"the {name} backend cannot list jobs by name")
+    jobs = await sweeper.listing()
+    if jobs is None:
+        print(f"{name}: the scheduler did not answer the listing; try again", file=sys.stderr)
+        return 1
+    known = known_job_ids(db_url)
+    shown = [job for job in jobs if not (args.orphans and job.job_id in known)]
+    rows = [("JOB", "OWNER", "STATE", "KNOWN", "NAME")]
+    rows += [(j.job_id, j.owner, j.state.name, "yes" if j.job_id in known else "no", j.name) for j in shown]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    what = (
+        "orphans (jobs with this hub's tag that no server knows)"
+        if args.orphans
+        else "jobs with this hub's tag"
+    )
+    print(f"{len(shown)} {what}; tag {backend.job_name_prefix}-*")
+    if args.cancel:
+        cancelled = await sweeper.cancel(shown)
+        print(f"cancelled {len(cancelled)}: {' '.join(cancelled)}" if cancelled else "cancelled none")
+        return 0 if len(cancelled) == len(shown) else 1
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    if args.cancel and not args.orphans:
+        raise ConfigError("--cancel cancels orphans only: give --orphans too")
+    return asyncio.run(_jobs(args, load_config(args.config)))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -130,6 +194,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", required=True)
     s.add_argument("-f", "--config", help="a jupyterhub_config.py (runner and backend options)")
     s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("jobs", help="list the hub's jobs by their tag, or only the orphans")
+    s.add_argument("-f", "--config", help="the hub's jupyterhub_config.py (backend, runner, database)")
+    s.add_argument("--backend", help="the backend (default: c.BatchSpawner.backend in the config)")
+    s.add_argument("--db-url", help="the hub's database (default: c.JupyterHub.db_url, as the hub uses it)")
+    s.add_argument("--orphans", action="store_true", help="only jobs that no server of the hub knows")
+    s.add_argument("--cancel", action="store_true", help="with --orphans: cancel them, as their owners")
+    s.set_defaults(func=cmd_jobs)
 
     s = sub.add_parser("demo", help="run a local JupyterHub with BatchSpawner on 127.0.0.1")
     s.add_argument("--backend", default="fake", help="fake (default: jobs are local processes), sge or slurm")

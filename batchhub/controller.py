@@ -23,7 +23,7 @@ from typing import Any
 from .aio import wait_event
 from .backend import Backend
 from .events import JobEvent
-from .jobs import BatchhubError, CancelOutcome, JobSpec, JobState, Observation
+from .jobs import BatchhubError, CancelOutcome, JobSpec, JobState, Observation, SubmitUncertain
 from .lifecycle import (
     CancelDone,
     Lifecycle,
@@ -34,9 +34,11 @@ from .lifecycle import (
     StopRequested,
     SubmitFailed,
     Submitted,
+    SubmitUnanswered,
     TimedOut,
 )
 from .monitor import JobMonitor, Runner
+from .sweeper import Sweeper
 
 log = logging.getLogger("batchhub.controller")
 
@@ -58,6 +60,8 @@ class JobController:
         server_name: str = "",
         on_event: Callable[[JobEvent], None] | None = None,
         clock: Callable[[], float] = time.time,
+        sweeper: Sweeper | None = None,
+        uncertain_wait: float = 120.0,
     ) -> None:
         self.backend = backend
         self.runner = runner
@@ -66,6 +70,10 @@ class JobController:
         self.server_name = server_name
         self.on_event = on_event
         self.clock = clock
+        #: Finds this server's jobs by name; ``None`` where the backend cannot list.
+        self.sweeper = sweeper if sweeper is not None and sweeper.can_list else None
+        #: Seconds a submission whose answer was lost is looked for before giving up.
+        self.uncertain_wait = uncertain_wait
         self.lifecycle = Lifecycle()
         self._wake = asyncio.Event()
         self._submitting: asyncio.Task[str] | None = None
@@ -137,6 +145,7 @@ class JobController:
                     f"The previous job {self.lifecycle.job_id} of this server could not be "
                     "cancelled yet. Try again in a minute; if it persists, ask the admins."
                 )
+        await self.end_strays()
         self.lifecycle.apply(StartRequested())
         self.adopted = False
         self._submitting = asyncio.ensure_future(self._submit(spec, script, env or {}))
@@ -149,7 +158,12 @@ class JobController:
             if env:
                 command = dataclasses.replace(command, env={**command.env, **env})
             result = await self.runner.run(command)
-            job_id = self.backend.parse_submit(result)
+            try:
+                if result.timed_out:
+                    raise SubmitUncertain(f"the scheduler did not answer within {command.timeout or 0:g} s")
+                job_id = self.backend.parse_submit(result)
+            except SubmitUncertain as exc:
+                job_id = await self._find_lost_submission(spec, str(exc))
         except BatchhubError as exc:  # a refusal, or a runner that could not run it
             lc.apply(SubmitFailed(str(exc)))
             self._emit("failed", str(exc))
@@ -162,6 +176,45 @@ class JobController:
             await self._cancel()
         self._changed()
         return job_id
+
+    async def _find_lost_submission(self, spec: JobSpec, why: str) -> str:
+        """The submission's answer was lost, so its job may exist: look for
+        it by its name, adopting it when found; otherwise give up with
+        ``SubmitError`` and have it cancelled if it shows up later."""
+        message = f"The scheduler did not answer the submission ({why}): the job may exist."
+        if self.sweeper is None:
+            raise SubmitUncertain(
+                f"{message} This scheduler cannot be searched by job name; ask the admins to check "
+                f"for a job named {spec.job_name} and cancel it, then try again."
+            )
+        self.lifecycle.apply(SubmitUnanswered(f"{message} Looking for it by its name"))
+        self._emit("uncertain", message)
+        self._changed()
+        job_id = await self.sweeper.find(spec.job_name, timeout=self.uncertain_wait)
+        if job_id is not None:
+            log.warning(
+                "found job %s (%s) of %s after its submission went unanswered",
+                job_id,
+                spec.job_name,
+                self.username,
+            )
+            return job_id
+        self.sweeper.cancel_when_seen(spec.job_name, spec.username)
+        raise SubmitUncertain(
+            f"{message} No such job has appeared; if it does, it will be cancelled. "
+            "Try again in a few minutes; tell the admins if the scheduler stays slow."
+        )
+
+    async def end_strays(self) -> list[str]:
+        """Cancel every live job of this server the scheduler lists but
+        this controller does not track (a submission whose answer was lost,
+        a job a crashed hub never recorded): never two live jobs."""
+        if self.sweeper is None:
+            return []
+        lc = self.lifecycle
+        keep = [lc.job_id] if lc.job_id is not None and lc.job_live else []
+        tag = self.backend.server_tag(self.username, self.server_name)
+        return await self.sweeper.end_server_jobs(tag, self.username, keep)
 
     def report_port(self, port: int) -> bool:
         """The job reported its port. Accepted once, only while waiting."""
@@ -268,6 +321,7 @@ class JobController:
         ``timeout`` passes (the job then stays tracked and is cancelled
         again before this server's next start)."""
         await self.request_stop()
+        await self.end_strays()
         deadline = time.monotonic() + timeout
         while self.lifecycle.phase is Phase.STOPPING and time.monotonic() < deadline:
             if self.lifecycle.needs_cancel:  # the last cancel failed: try again shortly

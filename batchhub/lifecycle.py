@@ -63,6 +63,14 @@ class SubmitFailed:
 
 
 @dataclass(frozen=True)
+class SubmitUnanswered:
+    """The submit command's answer was lost: the job may exist, and is
+    being looked for by its name."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Observed:
     observation: Observation
 
@@ -92,6 +100,7 @@ Event = (
     StartRequested
     | Submitted
     | SubmitFailed
+    | SubmitUnanswered
     | Observed
     | PortReported
     | StopRequested
@@ -167,6 +176,10 @@ class Lifecycle:
             self.phase, self.message, self.failure = Phase.FAILED, event.message, event.message
         elif self.phase is Phase.STOPPING and self.job_id is None:
             self.phase = Phase.STOPPED
+
+    def _on_SubmitUnanswered(self, event: SubmitUnanswered) -> None:
+        if self.phase is Phase.SUBMITTING:
+            self.message = event.message
 
     def _on_Observed(self, event: Observed) -> None:
         obs = event.observation

@@ -6,15 +6,56 @@ In the job::
 
 1. reads the server's API token from ``DIR/token``, refusing a file that is
    not a regular file owned by this user with mode 0600 in a directory
-   owned by this user with mode 0700, then deletes it;
-2. chooses a free port on the node (binds port 0, notes it, closes);
-3. reports it to the hub (``POST $JUPYTERHUB_API_URL/batchhub/port`` with
-   the token; retried with backoff while the hub is unreachable);
-4. puts the token into its own environment only and execs the server
-   command with ``--port=N`` (and ``--ip=0.0.0.0`` unless one was given).
+   owned by this user with mode 0700 on a path nobody else can change (see
+   ``check_token_path``), then deletes it;
+2. execs the server command with ``--port=0`` (and ``--ip=0.0.0.0`` unless
+   one was given), the token in the server's own environment only, and this
+   module enabled as a Jupyter server extension;
+3. inside the server process, the extension binds the server's listening
+   socket itself on port 0, so the kernel picks a port nobody holds and it
+   is the server's from that instant, and has the server serve on it (for
+   a wildcard address one dual-stack socket, IPv4 and IPv6: a server on
+   0.0.0.0 alone would leave the same number on :: to anyone);
+4. once the server runs, the extension checks that this process listens
+   on that port and only then reports it to the hub (``POST
+   $JUPYTERHUB_API_URL/batchhub/port`` with the token; retried with backoff
+   while the hub is unreachable or not ready).
 
-Any failure is written to stderr (the job's error file) with the reason and
-the launcher exits non-zero, so the spawn fails fast instead of timing out.
+Why: the hub must only ever be told a port that the user's own server
+already holds. The launcher used to bind port 0, close it, report the
+number and exec the server, which bound the port seconds later; meanwhile
+the number stood on the server's command line (readable in /proc) and the
+port was free, so another user on the node who bound it first received
+this user's traffic from the hub. Now the port is never free between its
+choice and its use, and Linux lets no other user bind a port on which a
+socket listens (not even with SO_REUSEPORT, which needs the same user); and
+the report, sent by the process that listens, comes last.
+
+The alternatives were worse. A Jupyter server cannot take a listening
+socket from outside, so handing it the launcher's socket across the exec
+needs a wrapper that patches the server before it starts; a launcher that
+stays the parent and reports does not hold the port it reports; holding
+the port until the server binds it is impossible, as the server's bind
+fails while anyone listens there. The extension instead uses the server's
+own extension hooks: it replaces two port methods of the running
+``ServerApp`` instance (``_find_http_port``, ``_bind_http_server_tcp``).
+With a jupyter_server that lacks them, it leaves the binding to the server
+(port 0 still, the kernel's choice), which binds a moment after choosing:
+another user could then make the server fail to start, but never receive
+its traffic, as the report still waits until this process listens.
+
+The extension is enabled through a private directory put first on
+``JUPYTER_CONFIG_PATH`` (a ``jupyter_server_config.d`` file) and removed
+as soon as the extension loads: ``--ServerApp.jpserver_extensions`` on the
+command line would replace the extensions the user's own config sets. As
+the server imports this module, batchhub and the server must be installed
+in one environment. A server command that is not a Jupyter server must
+report its own port the same way, after binding:
+``report_listening_port(port)``.
+
+Any failure is written to stderr (the job's error file) with the reason,
+and the launcher (before the exec) or the server (after it) exits non-zero,
+so the spawn fails fast instead of timing out.
 
 Where the site delivers the token in the job's environment instead (an
 option on Slurm, never on Grid Engine, whose job environments other users
@@ -31,20 +72,32 @@ which creates ``DIR`` (0700) and the token file (0600) as the user.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import functools
 import json
 import os
 import socket
 import stat
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 #: What a token may look like: JupyterHub's are URL-safe and at most 64 long.
 TOKEN_MAX = 256
 REPORT_PATH = "/batchhub/port"
 DEFAULT_COMMAND = ("jupyterhub-singleuser",)
+#: This module's name as a Jupyter server extension.
+EXTENSION = "batchhub.singleuser"
+#: Set by the launcher for the server process: seconds to keep trying the hub.
+REPORT_ENV = "BATCHHUB_REPORT_TIMEOUT"
+#: Set by the launcher: the private config directory that enables the extension.
+CONFIG_DIR_ENV = "BATCHHUB_JUPYTER_CONFIG"
+CONFIG_FILE = os.path.join("jupyter_server_config.d", "batchhub-port-report.json")
 
 
 class LaunchError(Exception):
@@ -68,10 +121,68 @@ def _check_private(st: os.stat_result, what: str, path: str, mode: int) -> None:
         )
 
 
+def _path_from_root(path: str) -> Iterator[str]:
+    """``/``, then each longer prefix of the absolute ``path``, down to it."""
+    current = os.path.sep
+    yield current
+    for part in os.path.abspath(path).split(os.path.sep):
+        if part:
+            current = os.path.join(current, part)
+            yield current
+
+
+def check_token_path(directory: str) -> None:
+    """Refuse a token directory that someone other than this user or root
+    could swap, fill or empty through any directory on its path.
+
+    From ``/`` down: the shared part above the user's first own directory
+    (``/``, ``/scratch``) may hold only root's symbolic links and no
+    directory that everyone may write unless it is sticky (like /tmp); from
+    the user's first own directory down (``/scratch/alice/server``), every
+    directory must be a real directory (no symbolic link) owned by the user
+    or root, and not writable by group or others unless sticky."""
+    uid = os.getuid()
+    own = False
+    for current in _path_from_root(directory):
+        try:
+            st = os.lstat(current)
+            if stat.S_ISLNK(st.st_mode):
+                # the user's own tree must have none; above it, root's (/home -> /export/home) are fine
+                if own or st.st_uid != 0:
+                    raise LaunchError(
+                        f"{current} on the token's path is a symbolic link (owned by uid {st.st_uid}); "
+                        "a symbolic link is not accepted"
+                    )
+                st = os.stat(current)
+        except OSError as exc:
+            raise LaunchError(f"cannot reach {current} on the token's path: {exc.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise LaunchError(f"{current} on the token's path is not a directory")
+        own = own or st.st_uid == uid
+        sticky = bool(st.st_mode & stat.S_ISVTX)
+        mode = stat.S_IMODE(st.st_mode)
+        if own:
+            if st.st_uid not in (uid, 0):
+                raise LaunchError(
+                    f"{current} on the token's path is owned by uid {st.st_uid}, neither this user "
+                    f"(uid {uid}) nor root"
+                )
+            if mode & 0o022 and not sticky:
+                raise LaunchError(
+                    f"{current} on the token's path has mode {mode:04o}: writable by group or others, "
+                    "who could replace what lies below"
+                )
+        elif mode & 0o002 and not sticky:
+            raise LaunchError(
+                f"{current} on the token's path has mode {mode:04o}: writable by everyone and not sticky"
+            )
+
+
 def read_token_file(path: str, *, delete: bool = True) -> str:
     """The token from ``path`` after checking that only this user could
     have written or read it; the file is removed once read."""
     directory = os.path.dirname(os.path.abspath(path))
+    check_token_path(directory)
     try:
         dir_st = os.lstat(directory)
     except OSError as exc:
@@ -104,11 +215,13 @@ def read_token_file(path: str, *, delete: bool = True) -> str:
 
 def write_token_file(path: str, token: str) -> None:
     """Create ``path``'s directory (0700, parents too) and write ``token``
-    to ``path`` (0600) atomically. Refuses a directory owned by someone else
-    or a symbolic link in its place."""
+    to ``path`` (0600) atomically. Refuses a directory owned by someone else,
+    a symbolic link or a loose directory on its path (``check_token_path``).
+    Leaves no temporary file behind, whatever fails."""
     token = _check_token_text(token)
     directory = os.path.dirname(os.path.abspath(path))
     old_umask = os.umask(0o077)
+    tmp: str | None = None
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         st = os.lstat(directory)
@@ -117,37 +230,74 @@ def write_token_file(path: str, token: str) -> None:
         if st.st_uid != os.getuid():
             raise LaunchError(f"{directory} is owned by uid {st.st_uid}, not by this user")
         os.chmod(directory, 0o700)
-        tmp = os.path.join(directory, f".token.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        check_token_path(directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".token.{os.getpid()}.", dir=directory)  # 0600, O_EXCL
         try:
             os.write(fd, token.encode("ascii") + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        tmp = None
+        _remove_other_tokens(directory, os.path.basename(path))
     except OSError as exc:
         raise LaunchError(f"cannot write the token file {path}: {exc.strerror}") from None
     finally:
+        if tmp is not None:  # a failed write must not leave a copy of the token lying around
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         os.umask(old_umask)
 
 
-# --- port --------------------------------------------------------------------
-def choose_port(host: str = "0.0.0.0") -> int:
-    """A port free on all interfaces right now. The server binds it a
-    moment later; a race with another process is possible but rare."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            return int(sock.getsockname()[1])
-    except OSError as exc:
-        raise LaunchError(f"cannot find a free port on this node: {exc.strerror}") from None
+def _remove_other_tokens(directory: str, keep: str) -> None:
+    """Delete earlier submissions' token files beside the new one: a job of
+    an earlier submission (one whose answer was lost) then finds no token
+    and cannot start a server."""
+    for name in os.listdir(directory):
+        if name != keep and (name == "token" or name.startswith("token.")):
+            path = os.path.join(directory, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+
+
+# --- the port report -----------------------------------------------------------
+def listening_ports() -> set[int]:
+    """The TCP ports on which this process holds a listening socket, asked
+    of the kernel through the process's own file descriptors."""
+    fd_dir = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    ports: set[int] = set()
+    for name in os.listdir(fd_dir):
+        try:
+            fd = int(name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            dup = os.dup(fd)  # closing our duplicate leaves the server's socket open
+        except (OSError, ValueError):
+            continue  # closed meanwhile, or the directory's own descriptor
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)
+            continue
+        with sock:
+            try:
+                if (
+                    sock.family in (socket.AF_INET, socket.AF_INET6)
+                    and sock.type == socket.SOCK_STREAM
+                    and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                ):
+                    ports.add(int(sock.getsockname()[1]))
+            except OSError:
+                continue
+    return ports
 
 
 def report_port(
     api_url: str, token: str, port: int, *, deadline: float = 30.0, first_delay: float = 0.25
 ) -> None:
-    """Tell the hub which port the server will use. Retries with backoff
-    while the hub cannot be reached or answers 5xx; a 4xx is final."""
+    """POST the port to the hub. Retries with backoff while the hub cannot
+    be reached or answers 5xx; a 4xx is final. Only ``report_listening_port``
+    should call this: it first makes sure the port is held."""
     url = api_url.rstrip("/") + REPORT_PATH
     body = json.dumps({"port": port}).encode()
     give_up = time.monotonic() + deadline
@@ -184,15 +334,178 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
         return str(exc.reason)[:300]
 
 
+def report_listening_port(port: int, *, wait: float = 10.0, deadline: float | None = None) -> None:
+    """Report ``port`` to the hub from the server process, once this process
+    listens on it (waiting up to ``wait`` seconds for that); never a port it
+    does not hold. The hub's URL, the token and (unless given) the deadline
+    come from the environment the launcher gave the server."""
+    _forget_config_dir()  # a server that is no Jupyter server never loaded the extension that does it
+    api_url = os.environ.get("JUPYTERHUB_API_URL", "")
+    if not api_url:
+        raise LaunchError("JUPYTERHUB_API_URL is not set in the server's environment")
+    token = _check_token_text(os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+    if deadline is None:
+        deadline = _deadline(os.environ.get(REPORT_ENV))
+    give_up = time.monotonic() + wait
+    while port <= 0 or port not in listening_ports():
+        if port <= 0 or time.monotonic() >= give_up:
+            raise LaunchError(f"this server does not listen on port {port}, so it is not reported to the hub")
+        time.sleep(0.05)
+    report_port(api_url, token, port, deadline=deadline)
+
+
+def _deadline(value: str | None) -> float:
+    try:
+        return float(value or 30.0)
+    except ValueError:
+        return 30.0
+
+
+# --- the Jupyter server extension ----------------------------------------------
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def bind_server_sockets(ip: str) -> list[socket.socket]:
+    """Non-blocking listening sockets on a port the kernel picks, on ``ip``.
+    A wildcard address takes IPv4 and IPv6 in one dual-stack socket: a
+    server on 0.0.0.0 alone would leave the same port number on :: to
+    anyone, and the hub may reach the node by IPv6."""
+    sockets: list[socket.socket] = []
+    if ip in WILDCARDS:
+        if socket.has_dualstack_ipv6():
+            with contextlib.suppress(OSError):  # IPv6 switched off: IPv4 only
+                sockets = [socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True)]
+        if not sockets:
+            sockets = [socket.create_server(("0.0.0.0", 0))]
+    else:
+        from tornado.netutil import bind_sockets
+
+        sockets = bind_sockets(0, ip)  # what the server itself would bind for this address
+    for sock in sockets:
+        sock.setblocking(False)  # tornado accepts until the socket would block
+    return sockets
+
+
+class _Extension:
+    """What the extension keeps for its server between its two hooks."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.sockets: list[socket.socket] = []
+        self.port = 0
+        self.served = False
+
+
+_extension: _Extension | None = None
+#: The ServerApp methods that choose and bind its port (jupyter_server 2).
+_PORT_METHODS = ("_find_http_port", "_bind_http_server_tcp")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": EXTENSION}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    """Runs before the server makes its HTTP server: bind its port now."""
+    global _extension
+    _forget_config_dir()
+    deadline = os.environ.pop(REPORT_ENV, None)  # kernels and terminals inherit the environment
+    if deadline is None or serverapp.sock:
+        return  # not started by the launcher, or serving a unix socket: no port to report
+    _extension = ext = _Extension(_deadline(deadline))
+    if not all(callable(getattr(serverapp, name, None)) for name in _PORT_METHODS):
+        serverapp.log.warning("batchhub: this jupyter_server binds its own port; the report waits for it")
+        return
+    ext.sockets = bind_server_sockets(serverapp.ip)  # no one else can take the port from here on
+    ext.port = int(ext.sockets[0].getsockname()[1])
+
+    def find_http_port() -> None:
+        serverapp.port = ext.port
+
+    def bind_http_server_tcp() -> bool:
+        serverapp.http_server.add_sockets(ext.sockets)
+        ext.served = True
+        return True
+
+    serverapp.port = ext.port
+    serverapp._find_http_port = find_http_port
+    serverapp._bind_http_server_tcp = bind_http_server_tcp
+
+
+async def _start_jupyter_server_extension(serverapp: Any) -> None:
+    """Runs once the server's event loop runs, after its sockets are bound:
+    report the port, or end the server with the reason."""
+    ext = _extension
+    if ext is None:
+        return
+    port = int(serverapp.port)
+    try:
+        if ext.sockets and not (ext.served and ext.port == port):
+            raise LaunchError(f"the server does not serve on the port {ext.port} bound for it")
+        report = functools.partial(report_listening_port, port, deadline=ext.deadline)
+        await asyncio.get_running_loop().run_in_executor(None, report)
+    except LaunchError as exc:
+        print(f"batchhub-singleuser: {exc}", file=sys.stderr, flush=True)
+        serverapp.exit(1)  # raises SystemExit, which ends the event loop and the process
+    serverapp.log.info("batchhub: reported port %d to the hub", port)
+
+
+def _forget_config_dir() -> None:
+    """The private directory that enabled the extension has done its job:
+    remove it and its entry on JUPYTER_CONFIG_PATH, which kernels and
+    terminals would otherwise inherit."""
+    directory = os.environ.pop(CONFIG_DIR_ENV, "")
+    if not directory:
+        return
+    paths = [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != directory]
+    if paths:
+        os.environ["JUPYTER_CONFIG_PATH"] = os.pathsep.join(paths)
+    else:
+        os.environ.pop("JUPYTER_CONFIG_PATH", None)
+    _remove_config_dir(directory)
+
+
+def _remove_config_dir(directory: str) -> None:
+    # only what the launcher made: a directory named in the environment is never removed wholesale
+    for path, remove in (
+        (os.path.join(directory, CONFIG_FILE), os.unlink),
+        (os.path.join(directory, os.path.dirname(CONFIG_FILE)), os.rmdir),
+        (directory, os.rmdir),
+    ):
+        try:
+            remove(path)
+        except OSError:
+            return
+
+
+def _make_config_dir() -> str:
+    """A private directory (0700, under $TMPDIR) whose
+    ``jupyter_server_config.d`` enables this module as a server extension."""
+    try:
+        directory = tempfile.mkdtemp(prefix="batchhub-jupyter-")
+    except OSError as exc:
+        where = tempfile.gettempdir()
+        raise LaunchError(f"cannot create a private directory in {where}: {exc.strerror}") from None
+    try:
+        os.mkdir(os.path.join(directory, os.path.dirname(CONFIG_FILE)), 0o700)
+        with open(os.path.join(directory, CONFIG_FILE), "x", encoding="utf-8") as f:
+            json.dump({"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}, f)
+    except OSError as exc:
+        _remove_config_dir(directory)
+        raise LaunchError(f"cannot write the server's configuration in {directory}: {exc.strerror}") from None
+    return directory
+
+
 # --- launch ------------------------------------------------------------------
-def server_argv(command: Sequence[str], port: int) -> list[str]:
-    """The server command with our port, and listening on all interfaces
-    unless the admin's arguments chose an address."""
+def server_argv(command: Sequence[str]) -> list[str]:
+    """The server command with port 0 (the server binds a port the kernel
+    picks, nothing on its command line names it), listening on all
+    interfaces unless the admin's arguments chose an address."""
     argv = list(command) or list(DEFAULT_COMMAND)
     has_ip = any(
         a.startswith(("--ip=", "--ServerApp.ip=", "--SingleUserNotebookApp.ip=")) or a == "--ip" for a in argv
     )
-    return [*argv, *([] if has_ip else ["--ip=0.0.0.0"]), f"--port={port}"]
+    return [*argv, *([] if has_ip else ["--ip=0.0.0.0"]), "--port=0"]
 
 
 def launch(token_file: str | None, command: Sequence[str], *, report_deadline: float = 30.0) -> None:
@@ -205,13 +518,22 @@ def launch(token_file: str | None, command: Sequence[str], *, report_deadline: f
         token = _check_token_text(os.environ.get("JUPYTERHUB_API_TOKEN", ""))
     else:
         token = read_token_file(token_file)
-    port = choose_port()
-    report_port(api_url, token, port, deadline=report_deadline)
-    argv = server_argv(command, port)
-    env = dict(os.environ, JUPYTERHUB_API_TOKEN=token)  # this process only, not the job's
+    argv = server_argv(command)
+    config_dir = _make_config_dir()
+    config_path = [config_dir, *(p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p)]
+    env = dict(os.environ)  # the token goes into this process's environment only, not the job's
+    env.update(
+        {
+            "JUPYTERHUB_API_TOKEN": token,
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(config_path),
+            CONFIG_DIR_ENV: config_dir,
+            REPORT_ENV: f"{report_deadline:g}",
+        }
+    )
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:
+        _remove_config_dir(config_dir)
         raise LaunchError(f"cannot run {argv[0]}: {exc.strerror}") from None
 
 
@@ -237,7 +559,7 @@ def _parser() -> argparse.ArgumentParser:
         "--report-timeout",
         type=float,
         default=30.0,
-        help="seconds to keep trying to reach the hub (default 30)",
+        help="seconds the server keeps trying to reach the hub with its port (default 30)",
     )
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="server command (default jupyterhub-singleuser)"

@@ -16,10 +16,12 @@ import html
 import os
 import pwd
 import re
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import jupyterhub
+from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
 from tornado.web import HTTPError
@@ -38,6 +40,7 @@ from .lifecycle import Phase
 from .monitor import JobMonitor
 from .plugins import get_registry
 from .runner import AccountRefused, CommandRunner
+from .sweeper import Sweeper
 
 try:  # JupyterHub >= 6: a clean failure page with the message, no traceback
     from jupyterhub.spawner import SpawnException as _HubSpawnException
@@ -99,10 +102,11 @@ def server_dir_name(name: str) -> str:
 
 
 class _Shared:
-    """Per-hub singletons: one runner, and one monitor per backend."""
+    """Per-hub singletons: one runner, and one monitor and one sweeper per backend."""
 
     runner: CommandRunner | None = None
     monitors: dict[str, JobMonitor] = {}
+    sweepers: dict[str, Sweeper] = {}
 
 
 class BatchSpawner(Spawner):
@@ -142,7 +146,9 @@ class BatchSpawner(Spawner):
     launcher = Unicode(
         "batchhub-singleuser",
         help="The launcher the job runs (found on the node's PATH, or an absolute path). It reads "
-        "the token file, picks a free port, reports it to the hub and runs the single-user server.",
+        "the token file and runs the single-user server, which binds a port the kernel picks and "
+        "reports it to the hub once it listens on it (batchhub's server extension); the server "
+        "must run in the same Python environment as the launcher.",
     ).tag(config=True)
 
     host_template = Unicode(
@@ -200,6 +206,27 @@ class BatchSpawner(Spawner):
         "that user's URL prefix answers there (another user's server answers 404).",
     ).tag(config=True)
 
+    uncertain_wait = Float(
+        120.0,
+        help="Seconds to look for the job of a submission whose answer was lost (the submit "
+        "command timed out or lost its connection, so the job may exist) before the spawn "
+        "fails; a job found meanwhile is adopted, one that shows up later is cancelled.",
+    ).tag(config=True)
+
+    orphan_check_interval = Float(
+        300.0,
+        help="Seconds between the hub's checks for orphans: live jobs carrying this hub's tag "
+        "(c.Backend.job_name_prefix) that no server of the hub knows. They are logged; see "
+        "cancel_orphans. `batchhub jobs --orphans` runs the same check by hand.",
+    ).tag(config=True)
+
+    cancel_orphans = Bool(
+        False,
+        help="Cancel orphans (seen in two checks in a row) instead of only logging them. Jobs "
+        "without the hub's tag are never touched. Give each hub its own "
+        "c.Backend.job_name_prefix before turning this on where two hubs share a scheduler.",
+    ).tag(config=True)
+
     stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
         config=True
     )
@@ -243,6 +270,8 @@ class BatchSpawner(Spawner):
         self._saved_state: dict[str, Any] = {}
         self._progress_log: list[dict[str, Any]] = []
         self._progress_changed = asyncio.Event()
+        #: This start's own id: in its job's name and its token file's name.
+        self._submission = secrets.token_hex(4)
         self._noted_running = False
         #: Word for the user about how the last server ended (a hub restart
         #: cancelled its start), shown atop the form until the next start.
@@ -268,6 +297,15 @@ class BatchSpawner(Spawner):
                     fast_interval=self.monitor_fast_interval,
                     lost_after=self.monitor_lost_after,
                 )
+            sweeper = _Shared.sweepers.get(self.backend)
+            if sweeper is None:
+                sweeper = _Shared.sweepers[self.backend] = Sweeper(
+                    backend,
+                    _Shared.runner,
+                    known=self._known_job_ids,
+                    interval=self.orphan_check_interval,
+                    cancel_orphans=self.cancel_orphans,
+                )
             self._controller = JobController(
                 backend,
                 _Shared.runner,
@@ -275,11 +313,28 @@ class BatchSpawner(Spawner):
                 username=self.user.name,
                 server_name=self.name,
                 on_event=self._job_event,
+                sweeper=sweeper,
+                uncertain_wait=self.uncertain_wait,
             )
             if self._saved_state:
                 self._controller.load_state(self._saved_state)
         self._controller.monitor.start()
+        if self._controller.sweeper is not None:
+            self._controller.sweeper.start()
         return self._controller
+
+    def _known_job_ids(self) -> set[str]:
+        """Ids of the jobs some server of this hub knows: tracked by a
+        monitor, or saved in the hub's database (a stopped server's state
+        keeps none). The orphan sweep leaves these alone."""
+        ids = {job_id for monitor in _Shared.monitors.values() for job_id in monitor.jobs}
+        session = object_session(self.orm_spawner) if self.orm_spawner is not None else None
+        if session is not None:
+            for (state,) in session.query(orm.Spawner.state):
+                job_id = ((state or {}).get("batchhub") or {}).get("job_id")
+                if job_id:
+                    ids.add(str(job_id))
+        return ids
 
     def _job_event(self, event: JobEvent) -> None:
         self.log.info(
@@ -378,11 +433,16 @@ class BatchSpawner(Spawner):
                 "its job environments are not private to the job's owner. Use 'file'."
             )
 
+    def token_path(self, workdir: str) -> str:
+        """This submission's own token file: a job of an earlier submission
+        (one whose answer was lost, say) can never read this one's token."""
+        return f"{workdir}/token.{self._submission}"
+
     def launcher_argv(self, workdir: str) -> list[str]:
         """How the job script starts the launcher (the server command follows)."""
         if self.token_delivery == "env":
             return [self.launcher, "--token-env", "--"]
-        return [self.launcher, "--token-file", f"{workdir}/token", "--"]
+        return [self.launcher, "--token-file", self.token_path(workdir), "--"]
 
     def build_spec(self, resources_request: ResourceRequest) -> JobSpec:
         workdir = self.workdir()
@@ -390,7 +450,7 @@ class BatchSpawner(Spawner):
         spec = JobSpec(
             username=self.user.name,
             server_name=self.name,
-            job_name=self.backend_impl.job_name(self.user.name, self.name),
+            job_name=self.backend_impl.job_name(self.user.name, self.name, self._submission),
             resources=resources_request,
             workdir=workdir,
             command=tuple(command),
@@ -413,12 +473,13 @@ class BatchSpawner(Spawner):
         """Create the private directory as the user and, in file mode, the
         token file in it; the token goes on stdin, never on a command line."""
         # the last job's output and error files go, so a failure shows this job's errors only
+        # (earlier submissions' token files go as the new one is written: see the launcher)
         clean = Command(("rm", "-f", spec.output_path, spec.error_path), as_user=self.user.name, timeout=30)
         if self.token_delivery == "env":
             command = Command(("mkdir", "-p", "-m", "0700", spec.workdir), as_user=self.user.name, timeout=30)
         else:
             command = Command(
-                (self.launcher, "--write-token-file", f"{spec.workdir}/token"),
+                (self.launcher, "--write-token-file", self.token_path(spec.workdir)),
                 stdin=self.api_token,
                 as_user=self.user.name,
                 timeout=30,
@@ -439,6 +500,7 @@ class BatchSpawner(Spawner):
         return {"JUPYTERHUB_API_TOKEN": self.api_token} if self.token_delivery == "env" else {}
 
     async def start(self) -> tuple[str, int]:
+        self._submission = secrets.token_hex(4)
         self._progress_log = []
         self._noted_running = False
         self._notice = ""  # told once; this start is the user's answer to it

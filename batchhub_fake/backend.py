@@ -32,6 +32,7 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
+    TaggedJob,
 )
 
 from . import protocol
@@ -119,6 +120,25 @@ class FakeBackend(Backend):
         if not match:
             raise SubmitError(f"The scheduler's answer held no job id: {result.stdout.strip()[:200]!r}")
         return match.group(1)
+
+    # --- listing by tag ---------------------------------------------------
+    def list_command(self) -> Command | None:
+        return Command(self._argv(protocol.LIST), timeout=self.command_timeout)
+
+    def parse_list(self, result: CommandResult) -> list[TaggedJob]:
+        if result.timed_out or result.returncode != 0:
+            raise QueryError(result.describe())
+        lines = result.stdout.splitlines()
+        if not lines or lines[0] != protocol.LIST_HEADER:
+            raise QueryError(f"unreadable job listing: {result.stdout[:200]!r}")
+        jobs = []
+        for line in lines[1:]:
+            fields = line.split("|", 3)
+            if len(fields) != 4 or not fields[0].isdigit() or fields[1] not in protocol.NATIVE_STATES:
+                raise QueryError(f"unreadable listing line: {line[:200]!r}")
+            job_id, native, owner, name = fields
+            jobs.append(TaggedJob(job_id, name, owner, protocol.NATIVE_STATES[native]))
+        return jobs
 
     # --- status ----------------------------------------------------------
     def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 class Fault(str, enum.Enum):
     SUBMIT_FAIL = "submit_fail"  # the scheduler refuses the job
+    SUBMIT_LOST = "submit_lost"  # the submit times out, yet the scheduler creates the job
     STATUS_FAIL = "status_fail"  # the status query exits non-zero
     STATUS_GARBAGE = "status_garbage"  # the status query exits 0 with output nobody can read
     STATUS_HANG = "status_hang"  # the status query hangs until the runner's timeout kills it
@@ -34,6 +35,7 @@ class Faults:
     """
 
     submit_fail: float = 0.0
+    submit_lost: float = 0.0
     status_fail: float = 0.0
     status_garbage: float = 0.0
     status_hang: float = 0.0

@@ -268,6 +268,19 @@ def status(spool: Path, job_ids: list[str]) -> int:
     return 0
 
 
+def listing(spool: Path) -> int:
+    """Every live job of every user, with its owner and name."""
+    lines = [protocol.LIST_HEADER]
+    for jobdir in sorted(spool.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1):
+        record = _read_json(jobdir / "record.json") if jobdir.name.isdigit() else None
+        if record is None or (jobdir / "exit.json").exists() or not _alive(int(record.get("pid") or 0)):
+            continue
+        native = "CG" if (jobdir / "cancelled").exists() else "R"
+        lines.append(protocol.list_line(jobdir.name, native, record.get("owner", ""), record.get("name", "")))
+    print("\n".join(lines))
+    return 0
+
+
 # --- cancel -----------------------------------------------------------
 
 
@@ -304,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return status(args.spool, protocol.split_ids(args.ids))
     if args.verb == protocol.CANCEL:
         return cancel(args.spool, protocol.split_ids(args.ids))
+    if args.verb == protocol.LIST:
+        return listing(args.spool)
     return supervise(args.spool, args.ids)
 
 

@@ -6,6 +6,7 @@ Commands (argv, never a shell line)::
     fake-submit                  script on stdin, ``#FAKE --opt=value`` directives in it
     fake-status ID,ID,...        one listing for many jobs
     fake-cancel ID,ID,...        cancel as the job's owner
+    fake-list                    every user's live jobs, with names
 
 Outputs are plain text, parsed by ``FakeBackend`` exactly as the SGE and
 Slurm backends parse ``qstat``/``squeue``:
@@ -16,6 +17,7 @@ Slurm backends parse ``qstat``/``squeue``:
                   scheduler still lists (unknown ids are simply missing)
     fake-cancel   ``ID cancelled`` / ``ID finished`` / ``ID not-found`` /
                   ``ID denied`` per job
+    fake-list     a header line, then ``ID|STATE|OWNER|NAME`` per live job
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from batchhub.jobs import JobState
 SUBMIT = "fake-submit"
 STATUS = "fake-status"
 CANCEL = "fake-cancel"
-VERBS = (SUBMIT, STATUS, CANCEL)
+LIST = "fake-list"
+VERBS = (SUBMIT, STATUS, CANCEL, LIST)
 
 DIRECTIVE = "#FAKE"
 STATUS_HEADER = "JOBID|STATE|HOST|EXIT|REASON"
+LIST_HEADER = "JOBID|STATE|OWNER|NAME"
 SUBMITTED_RE = re.compile(r"^Submitted fake job (\d+)$", re.MULTILINE)
 
 #: The fake's native state codes and what they mean in batchhub's terms.
@@ -113,6 +117,10 @@ def join_ids(job_ids: Sequence[str]) -> str:
 def status_line(job_id: str, native: str, host: str | None, exit_code: int | None, reason: str) -> str:
     reason = " ".join(reason.split())  # one line, whatever the reason held
     return f"{job_id}|{native}|{host or ''}|{'' if exit_code is None else exit_code}|{reason}"
+
+
+def list_line(job_id: str, native: str, owner: str, name: str) -> str:
+    return f"{job_id}|{native}|{owner}|{name}"
 
 
 def verb_of(argv: Sequence[str]) -> str | None:

@@ -17,7 +17,12 @@ from . import protocol
 from .scheduler import FakeScheduler
 
 #: The kind each fake verb is counted under.
-KINDS = {protocol.SUBMIT: "submit", protocol.STATUS: "status", protocol.CANCEL: "cancel"}
+KINDS = {
+    protocol.SUBMIT: "submit",
+    protocol.STATUS: "status",
+    protocol.CANCEL: "cancel",
+    protocol.LIST: "list",
+}
 
 
 class FakeRunner:

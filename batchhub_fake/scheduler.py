@@ -315,7 +315,8 @@ class FakeScheduler:
 
         A hanging command advances the clock by its timeout and comes back
         ``timed_out``, as the real runner reports a command it had to kill.
-        A hung or killed submit never creates a job.
+        A hung or killed submit creates no job, except under the ``submit_lost``
+        fault, which creates it and loses the answer (a frozen controller).
         """
         started = self.clock.now()
         timeout = command.timeout or default_timeout
@@ -328,23 +329,28 @@ class FakeScheduler:
             self.clock.advance(min(self.faults.slow_seconds, timeout))
             if self.faults.slow_seconds >= timeout:
                 return result(-9, timed_out=True)
-        if verb == protocol.STATUS and self.faults.fire(Fault.STATUS_HANG, self.rng):
+        if verb in (protocol.STATUS, protocol.LIST) and self.faults.fire(Fault.STATUS_HANG, self.rng):
             self.clock.advance(timeout)
             return result(-9, timed_out=True)
         args = list(command.argv[command.argv.index(verb) + 1 :]) if verb else []
         if verb == protocol.SUBMIT:
-            return self._cmd_submit(command, result)
+            return self._cmd_submit(command, result, timeout)
         if verb == protocol.STATUS and len(args) == 1:
             return self._cmd_status(protocol.split_ids(args[0]), result)
+        if verb == protocol.LIST and not args:
+            return self._cmd_list(result)
         if verb == protocol.CANCEL and len(args) == 1:
             return self._cmd_cancel(protocol.split_ids(args[0]), command.as_user, result)
         return result(2, err=f"fake: usage: {' | '.join(protocol.VERBS)} (got {list(command.argv)!r})\n")
 
-    def _cmd_submit(self, command: Command, result) -> CommandResult:
+    def _cmd_submit(self, command: Command, result, timeout: float) -> CommandResult:
         try:
             job_id = self.submit(command.stdin or "", command.as_user or "root")
         except SubmitRejected as exc:
             return result(1, err=f"{protocol.SUBMIT}: error: {exc}\n")
+        if self.faults.fire(Fault.SUBMIT_LOST, self.rng):
+            self.clock.advance(timeout)  # the job exists; its id never comes back
+            return result(-9, timed_out=True)
         return result(0, out=f"Submitted fake job {job_id}\n")
 
     def _cmd_status(self, job_ids: list[str], result) -> CommandResult:
@@ -362,6 +368,14 @@ class FakeScheduler:
                 self.purge(job_id)
                 continue
             lines.append(protocol.status_line(job.job_id, job.native, job.host, job.exit_code, job.reason))
+        return result(0, out="\n".join(lines) + "\n")
+
+    def _cmd_list(self, result) -> CommandResult:
+        if self.faults.fire(Fault.STATUS_FAIL, self.rng):
+            return result(1, err=f"{protocol.LIST}: error: unable to contact the fake controller\n")
+        self.sync()
+        lines = [protocol.LIST_HEADER]
+        lines += [protocol.list_line(job.job_id, job.native, job.owner, job.name) for job in self.live_jobs()]
         return result(0, out="\n".join(lines) + "\n")
 
     def _cmd_cancel(self, job_ids: list[str], user: str | None, result) -> CommandResult:

@@ -28,6 +28,7 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
+    TaggedJob,
 )
 
 from . import parse
@@ -268,6 +269,16 @@ class SGEBackend(Backend):
     def _require_ok(self, result: CommandResult) -> None:
         if result.timed_out or result.returncode != 0:
             raise QueryError(result.describe())
+
+    def list_command(self) -> Command | None:
+        return self._command((self.qstat, "-xml", "-u", "*"))
+
+    def parse_list(self, result: CommandResult) -> list[TaggedJob]:
+        self._require_ok(result)
+        return [
+            TaggedJob(job.job_id, job.name, job.owner, parse.state_of(job.letters) or JobState.PENDING)
+            for job in parse.parse_listing(result.stdout)
+        ]
 
     def reason_command(self, job_ids: Sequence[str]) -> Command | None:
         return self._command((self.qstat, "-j", ",".join(job_ids), "-xml"))

@@ -35,6 +35,8 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
+    SubmitUncertain,
+    TaggedJob,
 )
 
 from .states import HOLD_REASONS, STATE_REASONS, STATES, human_reason
@@ -56,6 +58,10 @@ JOB_ID_RE = re.compile(r"^\d+(_\d+)?$")
 UNSAFE_PATH_RE = re.compile(r"[%\\\s\"']")
 
 #: sbatch's refusals, as advice for the person at the spawn page.
+#: sbatch's words when the request may have reached slurmctld but its answer
+#: did not come back (a frozen or overloaded controller).
+UNCERTAIN_ERRORS = ("Socket timed out on send/recv operation", "Zero Bytes were transmitted or received")
+
 SUBMIT_ERRORS: tuple[tuple[str, str], ...] = (
     ("Invalid partition name", "Slurm has no such partition. Choose another partition (queue) in the form."),
     (
@@ -297,6 +303,9 @@ class SlurmBackend(Backend):
                 return job_id
             raise SubmitError(f"Slurm accepted the job but printed no job id ({result.describe()}).")
         text = f"{result.stderr}\n{result.stdout}"
+        if any(needle.lower() in text.lower() for needle in UNCERTAIN_ERRORS):
+            # the request may have reached slurmctld: the job may exist
+            raise SubmitUncertain(f"Slurm lost the answer to the submission ({result.describe()}).")
         for needle, message in SUBMIT_ERRORS:
             if needle.lower() in text.lower():
                 return self._raise_submit(message, result)
@@ -324,6 +333,27 @@ class SlurmBackend(Backend):
             ),
             timeout=self.command_timeout,
         )
+
+    def list_command(self) -> Command | None:
+        # every user's live jobs (squeue's default states), the name last:
+        # other users' job names may hold the delimiter
+        return Command(
+            (self.squeue_path, "--noheader", "--all", "-o", "%i|%u|%T|%j"), timeout=self.command_timeout
+        )
+
+    def parse_list(self, result: CommandResult) -> list[TaggedJob]:
+        if result.timed_out or result.returncode != 0:
+            raise QueryError(result.describe())
+        jobs = []
+        for line in result.stdout.splitlines():
+            if not line.strip():
+                continue
+            fields = line.strip().split("|", 3)
+            if len(fields) != 4 or not fields[0]:
+                raise QueryError(f"squeue printed a line batchhub cannot read: {line[:200]!r}")
+            job_id, owner, native, name = fields
+            jobs.append(TaggedJob(job_id, name, owner, self._observe(job_id, native, "", "", "").state))
+        return jobs
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
         if result.timed_out:

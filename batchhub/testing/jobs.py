@@ -86,23 +86,53 @@ class ServerProcess:
     env: dict[str, str]
 
 
-def server_process(port: int) -> ServerProcess | None:
-    """The single-user server listening on ``port`` (found through /proc;
-    needs root to read another user's environment)."""
-    wanted = f"--port={port}"
+def listening_sockets(port: int) -> list[str]:
+    """Inodes of the sockets listening on TCP ``port`` (IPv4 and IPv6)."""
+    inodes = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.append(fields[9])
+    return inodes
+
+
+def socket_holders(inodes: list[str]) -> list[int]:
+    """Pids of the processes holding any of the sockets ``inodes``."""
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            if any(os.readlink(fd) in targets for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def server_process(port: int) -> ServerProcess | None:
+    """The single-user server listening on ``port``: the jupyterhub-singleuser
+    process holding the listening socket (found through /proc; needs root
+    to read another user's environment). The port is on no command line:
+    the server binds it itself."""
+    for pid in socket_holders(listening_sockets(port)):
+        entry = Path("/proc") / str(pid)
+        try:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            if wanted not in argv or not any("jupyterhub-singleuser" in a for a in argv):
+            if not any("jupyterhub-singleuser" in a for a in argv):
                 continue
             raw = (entry / "environ").read_bytes().decode(errors="replace")
             uid = entry.stat().st_uid
         except OSError:
             continue
         env = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
-        return ServerProcess(int(entry.name), uid, [a for a in argv if a], env)
+        return ServerProcess(pid, uid, [a for a in argv if a], env)
     return None
 
 

@@ -45,17 +45,19 @@ class CountingRunner:
 
 @contextlib.contextmanager
 def shared_runner(runner: Any) -> Iterator[None]:
-    """Make ``runner`` the hub's one command runner, with no monitors yet;
-    stops the monitors made meanwhile and restores the previous state."""
-    saved = _Shared.runner, _Shared.monitors
-    _Shared.runner, _Shared.monitors = runner, {}
+    """Make ``runner`` the hub's one command runner, with no monitors or
+    sweepers yet; restores the previous ones afterwards."""
+    saved = _Shared.runner, _Shared.monitors, _Shared.sweepers
+    _Shared.runner, _Shared.monitors, _Shared.sweepers = runner, {}, {}
     try:
         yield
     finally:
-        _Shared.runner, _Shared.monitors = saved
+        _Shared.runner, _Shared.monitors, _Shared.sweepers = saved
 
 
 async def stop_monitors() -> None:
+    for sweeper in list(_Shared.sweepers.values()):
+        await sweeper.stop()
     for monitor in list(_Shared.monitors.values()):
         await monitor.stop()
 

@@ -60,7 +60,7 @@ def slow_hub() -> Iterator[RealHub]:
 
 
 #: bob's servers never get past the job's prologue: his spawn stays pending.
-BOB_WAITS = 'c.BatchSpawner.job_prologue = \'if [ "$JUPYTERHUB_USER" = bob ]; then sleep 600; fi\'\n'
+BOB_WAITS = "c.BatchSpawner.job_prologue = 'if [ \"$JUPYTERHUB_USER\" = bob ]; then sleep 600; fi'\n"
 
 
 @pytest.fixture(scope="module")

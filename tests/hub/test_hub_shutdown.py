@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+
 import pytest
 
 from batchhub.testing.hub import RealHub
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.hub
 
 ROUNDS = 20
 EXIT_WITHIN = 10.0
+
 
 def sigterm_exit_seconds(hub: RealHub) -> float:
     assert hub.proc is not None

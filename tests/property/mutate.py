@@ -90,6 +90,12 @@ MUT = [
         "size = self.backend.max_ids_per_query or len(ids)",
         "size = 1",
     ),
+    (
+        "lost-submission-forgotten",
+        "batchhub/controller.py",
+        "job_id = await self.sweeper.find(spec.job_name, timeout=self.uncertain_wait)",
+        "job_id = None",
+    ),
 ]
 
 

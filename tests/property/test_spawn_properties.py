@@ -23,6 +23,7 @@ from batchhub.controller import JobController, SpawnFailed
 from batchhub.jobs import JobSpec, JobState, ResourceRequest
 from batchhub.lifecycle import Phase
 from batchhub.monitor import JobMonitor
+from batchhub.sweeper import Sweeper
 from batchhub_fake import FakeBackend, FakeClock, FakeRunner, FakeScheduler, Fault
 
 settings.register_profile(
@@ -45,7 +46,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 SERVERS = [("alice", ""), ("alice", "gpu"), ("bob", "")]
 FAST_INTERVAL = 2.0
 servers = st.integers(min_value=0, max_value=len(SERVERS) - 1)
-FAULTS = [Fault.SUBMIT_FAIL, Fault.STATUS_FAIL, Fault.STATUS_GARBAGE, Fault.STATUS_HANG]
+FAULTS = [Fault.SUBMIT_FAIL, Fault.SUBMIT_LOST, Fault.STATUS_FAIL, Fault.STATUS_GARBAGE, Fault.STATUS_HANG]
 QUERY_FAULTS = st.sampled_from(FAULTS)
 
 
@@ -96,9 +97,17 @@ class SpawnMachine(RuleBasedStateMachine):
             clock=self.clock,
             rng=random.Random(self.seed),
         )
+        # finds jobs by name: a submission whose answer was lost is adopted, strays end
+        self.sweeper = Sweeper(self.backend, self.runner, retry=0.0)
         self.controllers = [
             JobController(
-                self.backend, self.runner, self.monitor, username=user, server_name=name, clock=self.clock
+                self.backend,
+                self.runner,
+                self.monitor,
+                username=user,
+                server_name=name,
+                clock=self.clock,
+                sweeper=self.sweeper,
             )
             for user, name in SERVERS
         ]

@@ -14,7 +14,7 @@ def spec(workdir: str = "/home/alice/.batchhub/gpu", **resources: object) -> Job
     return JobSpec(
         "alice",
         "gpu",
-        backend.job_name("alice", "gpu"),
+        backend.job_name("alice", "gpu", "0badcafe"),
         ResourceRequest(**resources),  # type: ignore[arg-type]
         workdir,
         env={"JUPYTERHUB_API_URL": "http://hub:8081/hub/api"},
@@ -30,7 +30,7 @@ def test_full_request_becomes_sbatch_directives() -> None:
         spec(cores=2, memory_mb=1024, gpus=1, runtime_s=90061, queue="debug", project="physics")
     )
     assert lines == [
-        "#SBATCH --job-name=batchhub-alice-gpu",
+        "#SBATCH --job-name=batchhub-alice-gpu.2c15b2.0badcafe",  # tag-user-server.digest.submission
         "#SBATCH --output=/home/alice/.batchhub/gpu/job.out",
         "#SBATCH --error=/home/alice/.batchhub/gpu/job.err",
         "#SBATCH --nodes=1",

@@ -116,7 +116,14 @@ async def test_the_launcher_reports_to_the_real_endpoint(app, tmp_path):
     _, token, recorder = server_with_token(app, "porter7")
     token_file = tmp_path / "srv" / "token"
     write_token_file(str(token_file), token)
-    show = "import os, sys; print(sys.argv[-1], os.environ['JUPYTERHUB_API_TOKEN'] == sys.argv[1])"
+    # a stand-in server: it listens first, then reports the port it holds
+    show = (
+        "import os, socket, sys\n"
+        "from batchhub.singleuser import report_listening_port\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "report_listening_port(s.getsockname()[1])\n"
+        "print(sys.argv[-1], s.getsockname()[1], os.environ['JUPYTERHUB_API_TOKEN'] == sys.argv[1])\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
     env["JUPYTERHUB_API_URL"] = url_path_join(app.hub.url, "api")
     proc = await asyncio.create_subprocess_exec(
@@ -136,5 +143,5 @@ async def test_the_launcher_reports_to_the_real_endpoint(app, tmp_path):
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    assert out.decode().split() == [f"--port={recorder.ports[0]}", "True"]
+    assert out.decode().split() == ["--port=0", str(recorder.ports[0]), "True"]
     assert not token_file.exists()
