@@ -84,6 +84,11 @@ class HubSettings:
     allowed_users: tuple[str, ...] = ()  # empty: anyone with the password
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
     bin_dir: Path | None = None
+    #: configurable-http-proxy; ``None``: ``find_proxy()``.
+    proxy: str | None = None
+    #: The hub runs as an unprivileged account and reaches users through
+    #: sudo (CommandRunner's default ``as_user_prefix``), not runuser.
+    via_sudo: bool = False
     monitor_fast_interval: float = 0.5
     #: Stop every server when the hub stops (the demo); False keeps jobs
     #: running across a hub restart, to be re-adopted (production, tests).
@@ -93,7 +98,7 @@ class HubSettings:
 
 def render_config(s: HubSettings) -> str:
     """A complete jupyterhub_config.py for BatchSpawner."""
-    proxy = find_proxy()
+    proxy = s.proxy or find_proxy()
     if proxy is None:
         raise ConfigError("configurable-http-proxy is not installed: run scripts/install-web-deps")
     bindir = s.bin_dir or job_bin_dir(s.as_root)
@@ -148,7 +153,9 @@ def render_config(s: HubSettings) -> str:
         f"c.FakeBackend.spool_dir = {str(state / 'fake-spool')!r}",
         f"c.FakeBackend.python = {str(bindir / 'python')!r}",
     ]
-    if s.as_root:
+    if s.via_sudo:
+        lines.append("# Commands run as a user through the default prefix: sudo -n -u {username} --")
+    elif s.as_root:
         lines.append("c.CommandRunner.as_user_prefix = ['runuser', '-u', '{username}', '--']")
     else:  # a personal hub: jobs run as you, the hub's own account
         lines.append("c.CommandRunner.as_user_prefix = []")

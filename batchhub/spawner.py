@@ -11,6 +11,7 @@ chosen by ``c.BatchSpawner.backend``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import html
 import os
@@ -99,6 +100,11 @@ def server_dir_name(name: str) -> str:
     kept[0] = kept[0] and raw[:1] != b"."  # never a hidden directory, never ".."
     body = "".join(chr(byte) if keep else f"+{byte:02x}" for byte, keep in zip(raw, kept, strict=True))
     return f"{body}-+{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def _only(request: ResourceRequest, field: str) -> ResourceRequest:
+    """``request`` with only ``field`` of the names kept."""
+    return dataclasses.replace(request, **{f: None for f in ("queue", "project") if f != field})
 
 
 class _Shared:
@@ -260,7 +266,7 @@ class BatchSpawner(Spawner):
         # JupyterHub >= 5.3 calls this before start(): a bad request is
         # refused with 400 before anything runs (start() checks again for
         # older hubs).
-        return lambda spawner, user_options: spawner.resource_request()
+        return lambda spawner, user_options: spawner.accepted_request()
 
     # --- wiring -------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
@@ -365,6 +371,42 @@ class BatchSpawner(Spawner):
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         return resources.options_from_form(self.resource_form, formdata)
+
+    def accepted_request(self) -> ResourceRequest:
+        """The validated request, also checked against the backend's own
+        rules (a queue or project name its scheduler cannot take), so such a
+        value is refused with 400 before the spawn rather than failing it."""
+        request = self.resource_request()
+        problem = self._backend_refuses(request)
+        if problem:
+            # name the field, as the form's own refusals do
+            field = next(
+                (f for f in ("queue", "project") if self._backend_refuses(_only(request, f))), "options"
+            )
+            raise SpawnException(
+                f"Your resource request was refused: {field}: {problem}",
+                reason="bad_options",
+                status_code=400,
+            )
+        return request
+
+    def _backend_refuses(self, request: ResourceRequest) -> str:
+        """Why the backend refuses ``request`` (its directives), or ""."""
+        backend = self.backend_impl
+        probe = JobSpec(
+            username=self.user.name,
+            server_name=self.name,
+            job_name=backend.job_name(self.user.name, self.name, "0"),
+            resources=request,
+            workdir="/nonexistent/probe",
+        )
+        try:
+            backend.directives(probe)
+        except SubmitError as exc:
+            return str(exc)
+        except ConfigError:
+            pass  # the site's configuration, not the request: start() says so to the user and the log
+        return ""
 
     def resource_request(self) -> ResourceRequest:
         """The validated request from ``user_options`` (form, ``opt-``

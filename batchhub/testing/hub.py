@@ -12,10 +12,19 @@ use to try a backend end to end::
 Nothing here skips or fails a test by itself: callers check
 ``hub_prerequisites()`` and call ``batchhub.testing.missing`` with its answer.
 The config comes from ``batchhub.demo.render_config``, as the demo's does.
+
+Run as root (as CI does), the hub never runs as root: it runs as the
+unprivileged service account ``batchhub-hub`` with the node environment's
+Python and a proxy it can execute, and reaches the users only through
+``sudo -n -u USER --`` (CommandRunner's default prefix) under the sudoers
+rule of docs/spawner.md; status queries run as that account. All of it is
+set up by ``scripts/hub-account``. Run as anyone else, the hub runs as that
+user.
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -32,6 +41,7 @@ from typing import Any
 import requests
 
 from ..demo import (
+    NODE_ENV,
     HubSettings,
     check_demo,
     find_proxy,
@@ -42,15 +52,71 @@ from ..demo import (
 )
 from .jobs import live_job_ids
 
+#: The service account the hub runs as when the tests run as root, and the
+#: group of hub users its sudoers rule lets it act as (scripts/hub-account).
+HUB_ACCOUNT = os.environ.get("BATCHHUB_HUB_ACCOUNT", "batchhub-hub")
+HUB_USERS_GROUP = os.environ.get("BATCHHUB_HUB_GROUP", "jupyter-users")
+#: The proxy where that account can run it (the checkout may be private).
+HUB_PROXY = Path("/opt/batchhub/proxy/node_modules/.bin/configurable-http-proxy")
+SUDO = "/usr/bin/sudo"
+
+
+def hub_account() -> str | None:
+    """The account a RealHub runs as, when not the current user's: the
+    service account whenever the tests run as root."""
+    return HUB_ACCOUNT if os.geteuid() == 0 else None
+
+
+def _sudo_allows(user: str, argv: list[str]) -> bool:
+    """Whether sudoers lets the hub account run ``argv`` as ``user`` without a password."""
+    done = subprocess.run(
+        [SUDO, "-n", "-l", "-U", HUB_ACCOUNT, "-u", user, *argv],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def hub_account_problem() -> str | None:
+    """What is missing for the hub to run as the service account, or ``None``."""
+    setup = "(scripts/hub-account, as root)"
+    try:
+        pwd.getpwnam(HUB_ACCOUNT)
+    except KeyError:
+        return f"the hub's service account {HUB_ACCOUNT!r} {setup}"
+    if not os.access(SUDO, os.X_OK):
+        return f"sudo, through which the hub reaches its users {setup}"
+    if not os.access(HUB_PROXY, os.X_OK):
+        return f"configurable-http-proxy at {HUB_PROXY}, where {HUB_ACCOUNT} can run it {setup}"
+    python = str(NODE_ENV / "bin" / "python")
+    probes = [
+        [str(NODE_ENV / "bin" / "batchhub-singleuser"), "--write-token-file", "/nonexistent/token"],
+        [python, "-m", "batchhub_fake.local", "--spool", "/nonexistent", "fake-submit"],
+    ]
+    for user in ("alice", "bob"):
+        try:
+            members = grp.getgrnam(HUB_USERS_GROUP).gr_mem
+        except KeyError:
+            return f"the group {HUB_USERS_GROUP!r} of hub users {setup}"
+        if user not in members:
+            return f"{user} in the group {HUB_USERS_GROUP!r} {setup}"
+        for argv in probes:
+            if not _sudo_allows(user, argv):
+                return f"the sudoers rule letting {HUB_ACCOUNT} run {argv[0]} as {user} {setup}"
+    return None
+
 
 def hub_prerequisites() -> str | None:
     """What is missing for a real hub with jobs as alice, or ``None``."""
     if find_proxy() is None:
         return "configurable-http-proxy (scripts/install-web-deps)"
     if os.geteuid() != 0:
-        return "root (the hub tests run jobs as the test users through runuser)"
+        return "root (the hub tests run jobs as the test users through sudo)"
     problems = check_demo("fake", True, "alice") + check_demo("fake", True, "bob")
-    return "; ".join(problems) if problems else None
+    if problems:
+        return "; ".join(problems)
+    return hub_account_problem()
 
 
 def shared_state_dir(prefix: str = "batchhub-hub-") -> Path:
@@ -91,12 +157,16 @@ class RealHub:
         if private_workdirs:
             template = f"{{home}}/.batchhub/{self.job_prefix}/{{server}}"
             extra_config = f"c.BatchSpawner.workdir_template = {template!r}\n" + extra_config
+        #: The account the hub process runs as (``None``: the current user's).
+        self.account = hub_account()
         self.settings = HubSettings(
             backend=backend,
             state_dir=Path(state_dir),
             port=free_port(),
             admin_token=secrets.token_hex(24),
             extra_config=extra_config,
+            proxy=str(HUB_PROXY) if self.account else None,
+            via_sudo=self.account is not None,
         )
         self.state_dir = self.settings.state_dir
         self.port = self.settings.port
@@ -106,6 +176,52 @@ class RealHub:
         self.config_file = write_config(self.settings)
         self.log_file = self.state_dir / "jupyterhub.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        if self.account:
+            self._hand_over_state_dir()
+
+    def _hand_over_state_dir(self) -> None:
+        """The state directory and its files (config, log, database) to the
+        hub's account; the fake spool stays a shared /tmp-like directory.
+        The tests, as root, still read everything in it."""
+        assert self.account is not None
+        account = pwd.getpwnam(self.account)
+        self.log_file.touch(mode=0o644)
+        for path in [self.state_dir, *self.state_dir.iterdir()]:
+            if path.name != "fake-spool":
+                os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+
+    def _start_as_account(self) -> subprocess.Popen[bytes]:
+        """jupyterhub as the service account: the process itself (no su in
+        between) with the account's uid, gid and groups, the node
+        environment's Python, and none of root's environment but the basics."""
+        assert self.account is not None
+        account = pwd.getpwnam(self.account)
+        self._hand_over_state_dir()
+        bindir = NODE_ENV / "bin"
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith(("LANG", "LC_", "TZ", "BATCHHUB_"))
+        }
+        env.update(
+            PATH=os.pathsep.join([str(HUB_PROXY.parent), str(bindir), "/usr/local/bin", "/usr/bin", "/bin"]),
+            HOME=str(self.state_dir),
+            USER=self.account,
+            LOGNAME=self.account,
+        )
+        with open(self.log_file, "ab") as out:
+            return subprocess.Popen(
+                [str(bindir / "python"), "-m", "jupyterhub", "-f", str(self.config_file)],
+                cwd=self.state_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                user=account.pw_uid,
+                group=account.pw_gid,
+                extra_groups=os.getgrouplist(self.account, account.pw_gid),
+            )
 
     def workdir_base(self, user: str) -> Path:
         """The directory that holds ``user``'s per-server directories."""
@@ -121,7 +237,10 @@ class RealHub:
 
     # --- process ---------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
-        self.proc = start_hub(self.config_file, self.log_file)
+        if self.account:
+            self.proc = self._start_as_account()
+        else:
+            self.proc = start_hub(self.config_file, self.log_file)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -8,7 +8,6 @@ from batchhub.jobs import (
     CancelOutcome,
     Command,
     CommandResult,
-    ConfigError,
     JobSpec,
     JobState,
     QueryError,
@@ -52,7 +51,8 @@ def test_directives_carry_every_resource_and_the_scheduler_reads_them_back() -> 
 
 @pytest.mark.parametrize("queue", ["short\n#FAKE --cores=64", "a b", "x;rm"])
 def test_a_value_that_could_smuggle_a_directive_is_refused(queue: str) -> None:
-    with pytest.raises(ConfigError, match="cannot take queue"):
+    # the user's choice: a message for the user, not "tell the admins"
+    with pytest.raises(SubmitError, match=r"The queue .* is not valid"):
         FakeBackend().directives(spec(queue=queue))
 
 
