@@ -38,6 +38,10 @@ from batchhub.jobs import (
 from . import protocol
 
 
+#: Directive options whose values the user chose in the form.
+USER_OPTIONS = frozenset({"queue", "project", "cores", "mem", "gpus", "time"})
+
+
 class FakeBackend(Backend):
     """Backend of the fake scheduler (tests and the local demo)."""
 
@@ -96,6 +100,10 @@ class FakeBackend(Backend):
         for option in options:
             key, _, value = option[2:].partition("=")
             if not re.fullmatch(protocol.OPTIONS[key], value):
+                if key in USER_OPTIONS:  # the user's choice: tell the user, not the admins
+                    raise SubmitError(
+                        f"The {key} {value!r} is not valid: use letters, digits, '.', '_' and '-' only."
+                    )
                 raise ConfigError(
                     f"the fake scheduler cannot take {key} {value!r} (no spaces or control characters)"
                 )
