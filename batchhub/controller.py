@@ -236,7 +236,7 @@ class JobController:
         ``timeout`` or the spawn stops waiting for a port meanwhile."""
         deadline = time.monotonic() + timeout
         if not self._running():
-            self.monitor.poke()
+            self.monitor.poke(urgent=True)  # the server is up and waits on this answer
         while not self._running():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.lifecycle.awaiting_port:

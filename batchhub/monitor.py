@@ -101,6 +101,7 @@ class JobMonitor:
         # jobs: a poke is served by any tick that starts after it
         self._pokes = 0
         self._pokes_served = 0
+        self._urgent = False
 
     # --- tracking ------------------------------------------------------
     def track(self, job_id: str, owner: str, listener: Listener | None = None, starting: bool = True) -> None:
@@ -135,10 +136,13 @@ class JobMonitor:
         entry = self.jobs.get(job_id)
         return entry.observation if entry else None
 
-    def poke(self) -> None:
+    def poke(self, urgent: bool = False) -> None:
         """Ask for an early tick: a job was submitted, reported its port or
-        was cancelled. Pokes that arrive close together share one tick."""
+        was cancelled. Pokes that arrive close together share one tick; an
+        ``urgent`` one (a user's server waits on the answer) does not wait
+        for more to collect."""
         self._pokes += 1
+        self._urgent = self._urgent or urgent
         self._wake.set()
 
     # --- one tick -------------------------------------------------------
@@ -163,7 +167,7 @@ class JobMonitor:
         """One round: one status command per chunk of tracked ids (one in
         all unless the backend caps ids per command), then reasons for
         waiting jobs and accounting for vanished ones."""
-        self._pokes_served = self._pokes
+        self._pokes_served, self._urgent = self._pokes, False
         ids = list(self.jobs)
         if not ids:
             return
@@ -333,7 +337,7 @@ class JobMonitor:
                 raise
             except Exception:  # keep monitoring whatever one tick did
                 log.exception("monitor tick failed")
-            if await self._sleep(self.next_delay()):
+            if await self._sleep(self.next_delay()) and not self._urgent:
                 # a poke: give a burst of submissions a moment to collect
                 await asyncio.sleep(min(self.coalesce, self.fast_interval))
 
