@@ -47,6 +47,7 @@ from ..demo import (
     find_proxy,
     free_port,
     prepare_state_dir,
+    repo_root,
     start_hub,
     write_config,
 )
@@ -59,6 +60,10 @@ HUB_USERS_GROUP = os.environ.get("BATCHHUB_HUB_GROUP", "jupyter-users")
 #: The proxy where that account can run it (the checkout may be private).
 HUB_PROXY = Path("/opt/batchhub/proxy/node_modules/.bin/configurable-http-proxy")
 SUDO = "/usr/bin/sudo"
+#: The Python the hub runs under as that account: the node environment's
+#: (scripts/node-env), or another readable by every user, such as the
+#: JupyterHub 5 one scripts/test builds for the compatibility subset.
+HUB_PYTHON = Path(os.environ.get("BATCHHUB_HUB_PYTHON") or NODE_ENV / "bin" / "python")
 
 
 def hub_account() -> str | None:
@@ -78,6 +83,30 @@ def _sudo_allows(user: str, argv: list[str]) -> bool:
     return done.returncode == 0
 
 
+def stale_node_env(env: Path = NODE_ENV) -> list[str]:
+    """The checkout's modules that the environment ``env`` (by default the
+    node environment, which the hub as the service account imports) lacks
+    or holds in another version."""
+    root = repo_root()
+    if root is None:
+        return []
+    installed = sorted((env / "lib").glob("python3*/site-packages"))
+    if not installed:
+        return ["batchhub"]
+    stale = []
+    for package in ("batchhub", "batchhub_fake", "batchhub_sge", "batchhub_slurm"):
+        for source in sorted((root / package).rglob("*.py")):
+            if "testing" in source.relative_to(root).parts:
+                continue  # the tests' own side, never imported by the hub
+            copy = installed[-1] / source.relative_to(root)
+            try:
+                if copy.read_bytes() != source.read_bytes():
+                    stale.append(str(source.relative_to(root)))
+            except OSError:
+                stale.append(str(source.relative_to(root)))
+    return stale
+
+
 def hub_account_problem() -> str | None:
     """What is missing for the hub to run as the service account, or ``None``."""
     setup = "(scripts/hub-account, as root)"
@@ -87,8 +116,24 @@ def hub_account_problem() -> str | None:
         return f"the hub's service account {HUB_ACCOUNT!r} {setup}"
     if not os.access(SUDO, os.X_OK):
         return f"sudo, through which the hub reaches its users {setup}"
+    if not os.access(HUB_PYTHON, os.X_OK):
+        return f"{HUB_PYTHON}, the Python the hub runs under as {HUB_ACCOUNT} (scripts/node-env)"
     if not os.access(HUB_PROXY, os.X_OK):
         return f"configurable-http-proxy at {HUB_PROXY}, where {HUB_ACCOUNT} can run it {setup}"
+    stale = stale_node_env()
+    root = repo_root()
+    if stale and root is not None and (root / "scripts" / "node-env").is_file():
+        # the hub runs the checkout's code as the account: install the current one
+        subprocess.run([str(root / "scripts" / "node-env")], capture_output=True, timeout=900, check=False)
+        stale = stale_node_env()
+    hub_env = HUB_PYTHON.parent.parent
+    if not stale and hub_env != NODE_ENV:
+        stale = stale_node_env(hub_env)
+    if stale:
+        shown = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+        return (
+            f"the current batchhub in {NODE_ENV} and {hub_env}, the hub's (scripts/node-env; stale: {shown})"
+        )
     python = str(NODE_ENV / "bin" / "python")
     probes = [
         [str(NODE_ENV / "bin" / "batchhub-singleuser"), "--write-token-file", "/nonexistent/token"],
@@ -197,21 +242,22 @@ class RealHub:
         assert self.account is not None
         account = pwd.getpwnam(self.account)
         self._hand_over_state_dir()
-        bindir = NODE_ENV / "bin"
         env = {
             key: value
             for key, value in os.environ.items()
             if key.startswith(("LANG", "LC_", "TZ", "BATCHHUB_"))
         }
         env.update(
-            PATH=os.pathsep.join([str(HUB_PROXY.parent), str(bindir), "/usr/local/bin", "/usr/bin", "/bin"]),
+            PATH=os.pathsep.join(
+                [str(HUB_PROXY.parent), str(HUB_PYTHON.parent), "/usr/local/bin", "/usr/bin", "/bin"]
+            ),
             HOME=str(self.state_dir),
             USER=self.account,
             LOGNAME=self.account,
         )
         with open(self.log_file, "ab") as out:
             return subprocess.Popen(
-                [str(bindir / "python"), "-m", "jupyterhub", "-f", str(self.config_file)],
+                [str(HUB_PYTHON), "-m", "jupyterhub", "-f", str(self.config_file)],
                 cwd=self.state_dir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
