@@ -190,7 +190,7 @@ class JobController:
         self.lifecycle.apply(SubmitUnanswered(f"{message} Looking for it by its name"))
         self._emit("uncertain", message)
         self._changed()
-        job_id = await self.sweeper.find(spec.job_name, timeout=self.uncertain_wait)
+        job_id = await self.sweeper.find(spec.job_name, spec.username, timeout=self.uncertain_wait)
         if job_id is not None:
             log.warning(
                 "found job %s (%s) of %s after its submission went unanswered",

@@ -232,15 +232,33 @@ class CommandRunner(LoggingConfigurable):
             _, out, err, _ = await asyncio.wait_for(work, timeout)
             timed_out = False
         except asyncio.TimeoutError:
-            self._kill_group(proc)
-            await proc.wait()
+            await self._end(proc)
             out, err, timed_out = b"", b"", True
         except asyncio.CancelledError:
-            self._kill_group(proc)
+            self._signal_group(proc, signal.SIGTERM)
+            self._signal_group(proc, signal.SIGKILL)
             raise
         return out.decode(errors="replace"), err.decode(errors="replace"), timed_out
 
+    async def _end(self, proc: asyncio.subprocess.Process, grace: float = 2.0) -> None:
+        """End a command that overran its timeout, and return within about
+        twice ``grace`` whatever it does.
+
+        SIGTERM first: an unprivileged hub cannot signal the user's own
+        process, but sudo passes SIGTERM on to it (SIGKILL would end only
+        sudo and leave the command running with the pipes open). Then
+        SIGKILL for whatever is left of the group that the hub may signal."""
+        self._signal_group(proc, signal.SIGTERM)
+        for sig in (signal.SIGKILL, None):
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+                return
+            except asyncio.TimeoutError:
+                if sig is not None:
+                    self._signal_group(proc, sig)
+        self.log.warning("command pid %s outlived its timeout and a kill; leaving it", proc.pid)
+
     @staticmethod
-    def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, sig)

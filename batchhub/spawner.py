@@ -483,8 +483,13 @@ class BatchSpawner(Spawner):
     def launcher_argv(self, workdir: str) -> list[str]:
         """How the job script starts the launcher (the server command follows)."""
         if self.token_delivery == "env":
-            return [self.launcher, "--token-env", "--"]
-        return [self.launcher, "--token-file", self.token_path(workdir), "--"]
+            return [self.launcher, "--token-env", *self._report_timeout(), "--"]
+        return [self.launcher, "--token-file", self.token_path(workdir), *self._report_timeout(), "--"]
+
+    def _report_timeout(self) -> list[str]:
+        # the server keeps trying to report its port as long as the spawn may wait:
+        # the hub holds reports (503) while the scheduler cannot confirm the job runs
+        return ["--report-timeout", f"{max(30.0, float(self.start_timeout)):g}"]
 
     def build_spec(self, resources_request: ResourceRequest) -> JobSpec:
         workdir = self.workdir()

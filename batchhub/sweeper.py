@@ -99,10 +99,11 @@ class Sweeper:
         return [job for job in jobs if self.backend.carries_hub_tag(job.name) and not job.state.terminal]
 
     # --- lost submissions ----------------------------------------------------
-    async def find(self, name: str, *, timeout: float, misses: int = 3) -> str | None:
-        """The id of the live job named ``name``: looked for until it shows
-        up, until ``misses`` successful listings in a row lack it (it was
-        never created), or until ``timeout`` (``None``: still unknown)."""
+    async def find(self, name: str, owner: str, *, timeout: float, misses: int = 3) -> str | None:
+        """The id of the live job of ``owner`` named ``name``: looked for
+        until it shows up, until ``misses`` successful listings in a row
+        lack it (it was never created), or until ``timeout`` (``None``:
+        still unknown). Another user's job of that name is never taken."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         missing = 0
@@ -111,7 +112,7 @@ class Sweeper:
             while True:
                 jobs = await self.listing()
                 if jobs is not None:
-                    found = [job.job_id for job in jobs if job.name == name]
+                    found = [job.job_id for job in jobs if job.name == name and job.owner == owner]
                     if found:
                         return found[0]
                     missing += 1
@@ -167,7 +168,7 @@ class Sweeper:
         jobs = await self.listing()
         if jobs is None:
             return report
-        doomed = [job for job in jobs if job.name in self.doomed]
+        doomed = [job for job in jobs if self.doomed.get(job.name) == job.owner]
         for job_id in await self.cancel(doomed):
             name = next(job.name for job in doomed if job.job_id == job_id)
             self.doomed.pop(name, None)

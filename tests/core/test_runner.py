@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import subprocess
 import time
 from pathlib import Path
 
@@ -285,3 +286,40 @@ async def test_exit_status_and_stderr_are_reported() -> None:
     assert not result.ok
     assert result.stderr.strip() == "qstat: job 7 unknown"
     assert "exited 3: qstat: job 7 unknown" in result.describe()
+
+
+#: A hub as sites run it: an unprivileged account reaching users through sudo.
+UNPRIVILEGED_TIMEOUT = """
+import asyncio, time
+from batchhub.jobs import Command
+from batchhub.runner import CommandRunner
+async def main():
+    started = time.monotonic()
+    command = Command(("tail", "-c", "1", "-f", "/dev/null"), as_user="alice", timeout=2)
+    result = await asyncio.wait_for(CommandRunner().run(command), 30)
+    print(result.timed_out, round(time.monotonic() - started))
+asyncio.run(main())
+"""
+
+
+def test_an_unprivileged_hubs_timeout_ends_the_users_command_through_sudo() -> None:
+    """The hub cannot signal alice's process, only sudo: the timeout must
+    still end the command, and promptly (before, it ran on and run() hung)."""
+    from batchhub.testing.hub import HUB_ACCOUNT, hub_prerequisites
+
+    problem = "not root" if os.geteuid() != 0 else hub_prerequisites()
+    if problem:
+        missing(f"the hub's service account and its sudo rule (scripts/hub-account): {problem}")
+    python = "/opt/batchhub/venv/bin/python"
+    done = subprocess.run(
+        ["runuser", "-u", HUB_ACCOUNT, "--", python, "-c", UNPRIVILEGED_TIMEOUT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert done.returncode == 0, done.stderr
+    timed_out, seconds = done.stdout.split()
+    assert timed_out == "True" and int(seconds) <= 8, done.stdout
+    left = subprocess.run(["pgrep", "-u", "alice", "-f", "tail -c 1 -f /dev/null"], capture_output=True)
+    assert left.returncode == 1, f"alice's command outlived the timeout: {left.stdout!r}"

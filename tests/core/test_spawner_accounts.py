@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from traitlets.config import Config
 
-from batchhub.jobs import JobSpec, ResourceRequest
+from batchhub.jobs import ConfigError, JobSpec, ResourceRequest
 from batchhub.runner import CommandRunner
 from batchhub.spawner import BatchSpawner, SpawnException
 from batchhub.testing import missing
@@ -108,3 +108,13 @@ async def test_a_spawn_cancelled_by_a_restart_leaves_word_until_the_next_start(s
     later._notice = "<b>" + notice
     assert "&lt;b&gt;" in later._render_options_form(later)  # escaped, never markup
     await stop_monitors()
+
+
+def test_token_in_the_environment_is_refused_where_other_users_can_read_it() -> None:
+    # Grid Engine shows every job's environment to every user (qstat -j)
+    c = Config()
+    c.BatchSpawner.backend = "sge"
+    c.BatchSpawner.token_delivery = "env"
+    spawner = BatchSpawner(user=StandInUser("alice"), config=c)
+    with pytest.raises(ConfigError, match="token_delivery = 'env' is refused for the 'sge' backend"):
+        spawner._check_token_delivery()

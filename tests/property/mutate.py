@@ -93,7 +93,7 @@ MUT = [
     (
         "lost-submission-forgotten",
         "batchhub/controller.py",
-        "job_id = await self.sweeper.find(spec.job_name, timeout=self.uncertain_wait)",
+        "job_id = await self.sweeper.find(spec.job_name, spec.username, timeout=self.uncertain_wait)",
         "job_id = None",
     ),
 ]

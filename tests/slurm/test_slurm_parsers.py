@@ -14,6 +14,7 @@ from batchhub.jobs import (
     JobState,
     QueryError,
     SubmitError,
+    SubmitUncertain,
 )
 from batchhub.testing.conformance import BackendConformance
 from batchhub_slurm.backend import SlurmBackend, first_node
@@ -266,3 +267,31 @@ def test_cancel_that_timed_out_failed() -> None:
     command = backend.cancel_command(["1"], "alice")
     timed_out = CommandResult(command, -9, "", "", 30.0, timed_out=True)
     assert backend.parse_cancel(timed_out, ["1"]) == {"1": CancelOutcome.FAILED}
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation",
+        "sbatch: error: Batch job submission failed: Zero Bytes were transmitted or received",
+    ],
+)
+def test_a_lost_answer_to_sbatch_is_uncertain_never_refused(stderr: str) -> None:
+    # the request may have reached slurmctld (a frozen controller): the job may exist
+    backend = SlurmBackend()
+    command = Command(("sbatch", "--parsable"))
+    with pytest.raises(SubmitUncertain) as lost:
+        backend.parse_submit(CommandResult(command, 1, "", stderr))
+    assert "refused" not in str(lost.value)
+
+
+def test_a_controller_that_refuses_connections_is_a_plain_failure() -> None:
+    # nothing reached slurmctld: no job can exist
+    backend = SlurmBackend()
+    command = Command(("sbatch", "--parsable"))
+    stderr = (
+        "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+    )
+    with pytest.raises(SubmitError) as failed:
+        backend.parse_submit(CommandResult(command, 1, "", stderr))
+    assert not isinstance(failed.value, SubmitUncertain)
