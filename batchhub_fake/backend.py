@@ -37,7 +37,6 @@ from batchhub.jobs import (
 
 from . import protocol
 
-
 #: Directive options whose values the user chose in the form.
 USER_OPTIONS = frozenset({"queue", "project", "cores", "mem", "gpus", "time"})
 
