@@ -32,6 +32,7 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
+    SubmitUncertain,
     TaggedJob,
 )
 
@@ -116,10 +117,8 @@ class FakeBackend(Backend):
         )
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:
-            raise SubmitError(
-                f"The scheduler did not answer in time ({result.describe()}). Try again in a minute."
-            )
+        if result.timed_out:  # the job may exist: the controller looks for it by name
+            raise SubmitUncertain(f"The scheduler did not answer in time ({result.describe()})")
         if result.returncode != 0:
             why = result.stderr.strip().removeprefix(f"{protocol.SUBMIT}: error: ") or result.describe()
             raise SubmitError(f"The scheduler refused the job: {why}")

@@ -28,6 +28,7 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
+    SubmitUncertain,
     TaggedJob,
 )
 
@@ -235,10 +236,8 @@ class SGEBackend(Backend):
         return self._command((self.qsub, "-terse"), stdin=script, as_user=spec.username)
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:
-            raise SubmitError(
-                f"Grid Engine did not answer within {self.command_timeout:g} s. Please try again in a minute."
-            )
+        if result.timed_out:  # the job may exist: the controller looks for it by name
+            raise SubmitUncertain(f"Grid Engine did not answer within {self.command_timeout:g} s")
         return parse.submitted_job_id(result.returncode, result.stdout, result.stderr)
 
     # --- status ----------------------------------------------------------

@@ -290,11 +290,8 @@ class SlurmBackend(Backend):
         )
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:
-            raise SubmitError(
-                "Slurm did not answer the submission in time. The job may or may not exist; "
-                "try again in a minute."
-            )
+        if result.timed_out:  # the job may exist: the controller looks for it by name
+            raise SubmitUncertain("Slurm did not answer the submission in time")
         if result.ok:
             # --parsable prints "id" or "id;cluster".
             line = next((ln.strip() for ln in result.stdout.splitlines() if ln.strip()), "")
