@@ -15,40 +15,190 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from traitlets import Float, Unicode
+from traitlets import Dict, Float, List, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from .jobs import CancelOutcome, Command, CommandResult, JobSpec, Observation, TaggedJob
+from .jobs import (
+    CancelOutcome,
+    Command,
+    CommandResult,
+    ConfigError,
+    JobSpec,
+    Observation,
+    QueryError,
+    TaggedJob,
+)
+
+#: What a job name may hold once the core has built it (see ``job_name``).
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def deprecated_program(program: str) -> Unicode:
+    """An old option naming one program's path, kept so existing configs
+    still work: ``qsub = deprecated_program("qsub")``. ``programs`` wins
+    over it; setting it logs a warning saying what to write instead."""
+    return Unicode(None, allow_none=True, help=f"Deprecated: use ``programs = {{{program!r}: PATH}}``.").tag(
+        config=True, deprecated_program=program
+    )
 
 
 class Backend(LoggingConfigurable):
-    """Base class of scheduler backends. Subclasses override every method
-    that raises ``NotImplementedError``; the others have sensible defaults.
+    """Base class of scheduler backends.
+
+    A backend is its options (traits), its class attributes below, and pure
+    methods: ``directives`` and the ``*_command`` argv builders, and the
+    ``parse_*`` readers. The base owns the mechanics every backend shares:
+    building a ``Command`` with the timeout and environment applied
+    (``command``), judging whether a result carries an answer
+    (``require_answer``), the validated ``extra_directives`` option and the
+    job-name tag. A timed-out submit never reaches ``parse_submit``: the
+    controller treats it as uncertain (the job may exist) and looks for it
+    by name.
     """
 
     #: Short name a site uses in config: ``c.BatchSpawner.backend = name``.
     name: ClassVar[str] = ""
-    #: Most job ids one status command may carry; ``None`` means no limit
-    #: (the command lists every job, like ``qstat -u '*'``).
+    #: The scheduler programs this backend runs, by the names ``programs``
+    #: takes (``("qsub", "qstat", "qdel")``); each runs as its own name on
+    #: the runner's PATH unless the site gives a path.
+    program_names: ClassVar[tuple[str, ...]] = ()
+    #: Most job ids one status command may carry; ``None`` means no limit.
+    #: The monitor sends one command per this many tracked jobs per tick, so
+    #: keep it large (hundreds at least).
     max_ids_per_query: ClassVar[int | None] = 500
+    #: ``status_command`` lists jobs by their owners (``qstat -u a,b``), not by
+    #: id; the answer may hold other jobs, which ``parse_status`` leaves out.
+    status_by_owner: ClassVar[bool] = False
+    #: Exit codes of a status (and history) command whose output still is a
+    #: valid answer: PBS ``qstat`` exits 153 when one of several ids is
+    #: unknown yet describes the others. Every other exit is a failed query.
+    answer_exit_codes: ClassVar[frozenset[int]] = frozenset({0})
     #: The directive prefix in job scripts, e.g. ``#$`` or ``#SBATCH``.
     directive_prefix: ClassVar[str] = "#"
-    #: Name of the default job-script template shipped with the core.
-    template_name: ClassVar[str] = "default.sh.j2"
+    #: The default job-script template: ``(package, path inside it)``, read
+    #: with importlib.resources, so a plugin ships its own. A site's
+    #: ``c.BatchSpawner.job_template`` replaces it.
+    template: ClassVar[tuple[str, str]] = ("batchhub", "templates/default.sh.j2")
+    #: Whether a job's environment is readable by its owner alone. Only then
+    #: may a site set ``c.BatchSpawner.token_delivery = "env"``; Grid Engine
+    #: shows every job's environment to every user (``qstat -j``).
+    private_job_env: ClassVar[bool] = False
+    #: ``extra_directives`` options this scheduler must never get, each with
+    #: the reason given to the admin (``{"-V": "every user can read ..."}``).
+    refused_directives: ClassVar[dict[str, str]] = {}
 
     command_timeout = Float(
         30.0,
         help="Seconds any scheduler command may take before it is killed and "
-        "counted as failed (a failed status query never ends a server).",
+        "counted as failed (a failed status query never ends a server; a timed-out "
+        "submission is looked for by its job name).",
+    ).tag(config=True)
+
+    command_env = Dict(
+        value_trait=Unicode(),
+        help="Environment for every command of this scheduler, on top of the command "
+        "runner's own (``c.CommandRunner.env``, shared by all backends), e.g. "
+        "``{'SGE_ROOT': '/var/lib/gridengine'}``. Never put a secret here.",
+    ).tag(config=True)
+
+    programs = Dict(
+        value_trait=Unicode(),
+        help="Paths of the scheduler's programs by name, e.g. "
+        "``{'qsub': '/usr/lib/gridengine/qsub'}``. A program not listed runs by its "
+        "name from the runner's PATH.",
+    ).tag(config=True)
+
+    extra_directives = List(
+        Unicode(),
+        help="More scheduler options for every job, one per item, each written as one "
+        "directive line (without the prefix), e.g. ``['-l arch=lx-amd64']`` or "
+        "``['--constraint=avx2']``.",
     ).tag(config=True)
 
     job_name_prefix = Unicode(
         "batchhub",
-        help="Tag that starts every job name, so the site (and an orphan "
-        "reaper) can find the hub's jobs in the scheduler's listings.",
+        help="Tag that starts every job name, so the site (and the orphan report) "
+        "can find the hub's jobs in the scheduler's listings.",
     ).tag(config=True)
+
+    @validate("programs")
+    def _known_programs(self, proposal: Any) -> dict[str, str]:
+        unknown = sorted(set(proposal.value) - set(self.program_names))
+        if unknown:
+            raise ConfigError(
+                f"c.{type(self).__name__}.programs names {', '.join(map(repr, unknown))}, which this "
+                f"backend never runs; it runs {', '.join(self.program_names) or 'no programs'}"
+            )
+        return dict(proposal.value)
+
+    @validate("extra_directives")
+    def _one_option_each(self, proposal: Any) -> list[str]:
+        where = f"c.{type(self).__name__}.extra_directives"
+        options = []
+        for item in proposal.value:
+            option = item.strip()
+            if not option.startswith("-") or any(c in option for c in "\n\r\x00"):
+                raise ConfigError(f"{where}: {item!r} is not one scheduler option starting with '-'")
+            flag = re.split(r"[\s=]", option, maxsplit=1)[0]
+            if flag in self.refused_directives:
+                raise ConfigError(f"{where}: {flag} is refused: {self.refused_directives[flag]}")
+            options.append(option)
+        return options
+
+    # --- mechanics for subclasses --------------------------------------
+    def program(self, name: str) -> str:
+        """The path (or PATH name) to run for program ``name``."""
+        if name in self.programs:
+            return self.programs[name]
+        for trait_name in self.traits(deprecated_program=name):
+            value = getattr(self, trait_name)
+            if value is not None:
+                return value
+        return name
+
+    def command(
+        self, program: str, *args: str, stdin: str | None = None, as_user: str | None = None
+    ) -> Command:
+        """The ``Command`` running ``program`` (one of ``program_names``) with
+        ``args``, under this backend's timeout and environment. ``as_user``:
+        run as that user (submit and cancel); otherwise as the hub."""
+        return Command(
+            (self.program(program), *args),
+            stdin=stdin,
+            as_user=as_user,
+            env=dict(self.command_env),
+            timeout=self.command_timeout,
+        )
+
+    def answered(self, result: CommandResult) -> bool:
+        """Whether a status-like command's output is an answer to read."""
+        return not result.timed_out and result.returncode in self.answer_exit_codes
+
+    def require_answer(self, result: CommandResult) -> None:
+        """``QueryError`` unless ``answered``: a failed query says nothing
+        about any job, and must never end one."""
+        if not self.answered(result):
+            raise QueryError(result.describe())
+
+    def option_lines(self, options: Sequence[str]) -> list[str]:
+        """Directive lines for ``options``, then the site's ``extra_directives``."""
+        return [f"{self.directive_prefix} {option}" for option in (*options, *self.extra_directives)]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for trait_name, trait in self.traits(deprecated_program=lambda v: v is not None).items():
+            if getattr(self, trait_name) is not None:
+                program = trait.metadata["deprecated_program"]
+                self.log.warning(
+                    "c.%s.%s is deprecated: write c.%s.programs = {%r: %r}",
+                    type(self).__name__,
+                    trait_name,
+                    type(self).__name__,
+                    program,
+                    getattr(self, trait_name),
+                )
 
     # --- job script -----------------------------------------------------
     def directives(self, spec: JobSpec) -> list[str]:
@@ -124,7 +274,7 @@ class Backend(LoggingConfigurable):
         ``ALREADY_GONE``: cancel is idempotent."""
         raise NotImplementedError
 
-    # --- helpers for subclasses ----------------------------------------
+    # --- job names -------------------------------------------------------
     def server_tag(self, username: str, server_name: str) -> str:
         """The start of the name of every job of one user's server: the
         hub's tag, the user and the server (every character a scheduler
@@ -132,7 +282,7 @@ class Backend(LoggingConfigurable):
         never share a tag even where their cleaned names look alike."""
         name = f"{self.job_name_prefix}-{username}" + (f"-{server_name}" if server_name else "")
         digest = hashlib.sha256(f"{username}\0{server_name}".encode()).hexdigest()[:6]
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:150] + f".{digest}"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:150] + f".{digest}"  # matches JOB_NAME_RE
 
     def job_name(self, username: str, server_name: str, submission: str = "") -> str:
         """The name of one submission's job: its server's tag, then the

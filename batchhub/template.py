@@ -26,7 +26,7 @@ from importlib import resources as importlib_resources
 
 import jinja2
 
-from .backend import Backend
+from .backend import JOB_NAME_RE, Backend
 from .jobs import ConfigError, JobSpec, SubmitError
 
 #: Environment variable names a template may export.
@@ -243,21 +243,23 @@ def render_job_script(backend: Backend, spec: JobSpec, template_text: str | None
     """The job script for ``spec``.
 
     ``template_text`` is an admin's template replacing the backend's
-    default (``backend.template_name``, shipped in ``batchhub/templates``).
+    default (``backend.template``, a file in the backend's own package).
     The template sees ``directives`` (lines from the backend), ``spec``,
     ``resources``, ``env`` (sorted name, value pairs), ``command``,
     ``workdir``, ``prologue``, ``epilogue`` and ``backend_name``. The
     result passes ``check_script``.
     """
     try:
-        if template_text is None:
-            template = _ENV.get_template(backend.template_name)
-        else:
-            template = _ENV.from_string(template_text)
+        template = _ENV.from_string(backend_template(backend) if template_text is None else template_text)
     except jinja2.TemplateNotFound as exc:
         raise ConfigError(f"job template {exc.name!r} not found in batchhub/templates") from None
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"job template, line {exc.lineno}: {exc.message}") from None
+    if not JOB_NAME_RE.fullmatch(spec.job_name):
+        raise ConfigError(
+            f"the job name {spec.job_name!r} may hold only letters, digits, '.', '_' and '-' "
+            "(a batchhub_prepare_job hook changed it?)"
+        )
     directives = _checked_directives(backend, spec)
     context = {
         "directives": directives,
@@ -284,6 +286,18 @@ def render_job_script(backend: Backend, spec: JobSpec, template_text: str | None
     if quoted:
         _check_interpreter(backend, script, quoted)
     return script
+
+
+def backend_template(backend: Backend) -> str:
+    """The text of the backend's own default template (``Backend.template``)."""
+    package, name = backend.template
+    try:
+        return importlib_resources.files(package).joinpath(name).read_text("utf-8")
+    except (ModuleNotFoundError, OSError) as exc:
+        raise ConfigError(
+            f"the {backend.name!r} backend's job template {name!r} is missing from the package "
+            f"{package!r} ({exc}); reinstall the plugin or set c.BatchSpawner.job_template"
+        ) from None
 
 
 def read_template(path: str) -> str:
