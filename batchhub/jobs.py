@@ -163,8 +163,7 @@ class ResourceRequest:
     """What a user asked for, already validated against the admin's limits.
 
     ``memory_mb`` is the total for the job, ``runtime_s`` the wall-clock limit;
-    ``None`` leaves the choice to the scheduler's defaults. ``extra`` carries
-    site-specific fields that a plugin added to the form (validated by it).
+    ``None`` leaves the choice to the scheduler's defaults.
     """
 
     cores: int = 1
@@ -173,10 +172,6 @@ class ResourceRequest:
     runtime_s: int | None = None
     queue: str | None = None
     project: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "extra", _frozen(self.extra))
 
 
 @dataclass(frozen=True)
@@ -237,10 +232,6 @@ class QueryError(BatchhubError):
 class HistoryUnavailable(QueryError):
     """The scheduler keeps no accounting here: raised by ``parse_history``
     so the monitor stops asking, instead of asking again for every job."""
-
-
-class CancelError(BatchhubError):
-    """A cancel could not be carried out; the job may still be live."""
 
 
 class ConfigError(BatchhubError):
