@@ -19,6 +19,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 
 from traitlets import Bool, Unicode, default
 
@@ -32,7 +33,6 @@ from batchhub.jobs import (
     Observation,
     QueryError,
     SubmitError,
-    SubmitUncertain,
     TaggedJob,
 )
 
@@ -47,6 +47,7 @@ class FakeBackend(Backend):
 
     name = "fake"
     max_ids_per_query = 1000
+    program_names = protocol.VERBS
     directive_prefix = protocol.DIRECTIVE
 
     local = Bool(
@@ -76,10 +77,14 @@ class FakeBackend(Backend):
         return sys.executable
 
     # --- argv ------------------------------------------------------------
-    def _argv(self, verb: str, *args: str) -> tuple[str, ...]:
-        if self.local:
-            return (self.python, "-m", "batchhub_fake.local", "--spool", self.spool_dir, verb, *args)
-        return (verb, *args)
+    def command(
+        self, program: str, *args: str, stdin: str | None = None, as_user: str | None = None
+    ) -> Command:
+        if self.local:  # the verbs are sub-commands of the local scheduler
+            command = super().command(program, *args, stdin=stdin, as_user=as_user)
+            local = (self.python, "-m", "batchhub_fake.local", "--spool", self.spool_dir)
+            return replace(command, argv=(*local, *command.argv))
+        return super().command(program, *args, stdin=stdin, as_user=as_user)
 
     # --- job script ------------------------------------------------------
     def directives(self, spec: JobSpec) -> list[str]:
@@ -112,13 +117,9 @@ class FakeBackend(Backend):
 
     # --- submit ----------------------------------------------------------
     def submit_command(self, spec: JobSpec, script: str) -> Command:
-        return Command(
-            self._argv(protocol.SUBMIT), stdin=script, as_user=spec.username, timeout=self.command_timeout
-        )
+        return self.command(protocol.SUBMIT, stdin=script, as_user=spec.username)
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:  # the job may exist: the controller looks for it by name
-            raise SubmitUncertain(f"The scheduler did not answer in time ({result.describe()})")
         if result.returncode != 0:
             why = result.stderr.strip().removeprefix(f"{protocol.SUBMIT}: error: ") or result.describe()
             raise SubmitError(f"The scheduler refused the job: {why}")
@@ -129,11 +130,10 @@ class FakeBackend(Backend):
 
     # --- listing by tag ---------------------------------------------------
     def list_command(self) -> Command | None:
-        return Command(self._argv(protocol.LIST), timeout=self.command_timeout)
+        return self.command(protocol.LIST)
 
     def parse_list(self, result: CommandResult) -> list[TaggedJob]:
-        if result.timed_out or result.returncode != 0:
-            raise QueryError(result.describe())
+        self.require_answer(result)
         lines = result.stdout.splitlines()
         if not lines or lines[0] != protocol.LIST_HEADER:
             raise QueryError(f"unreadable job listing: {result.stdout[:200]!r}")
@@ -148,11 +148,10 @@ class FakeBackend(Backend):
 
     # --- status ----------------------------------------------------------
     def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
-        return Command(self._argv(protocol.STATUS, protocol.join_ids(job_ids)), timeout=self.command_timeout)
+        return self.command(protocol.STATUS, protocol.join_ids(job_ids))
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
-        if result.timed_out or result.returncode != 0:
-            raise QueryError(result.describe())
+        self.require_answer(result)
         lines = result.stdout.splitlines()
         if not lines or lines[0] != protocol.STATUS_HEADER:
             raise QueryError(f"unreadable status listing: {result.stdout[:200]!r}")
@@ -181,11 +180,7 @@ class FakeBackend(Backend):
 
     # --- cancel ----------------------------------------------------------
     def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
-        return Command(
-            self._argv(protocol.CANCEL, protocol.join_ids(job_ids)),
-            as_user=username,
-            timeout=self.command_timeout,
-        )
+        return self.command(protocol.CANCEL, protocol.join_ids(job_ids), as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
         if not result.ok:

@@ -15,9 +15,9 @@ import math
 import re
 from collections.abc import Sequence
 
-from traitlets import Bool, Dict, Enum, List, Unicode
+from traitlets import Bool, Enum, Unicode
 
-from batchhub.backend import Backend
+from batchhub.backend import Backend, deprecated_program
 from batchhub.jobs import (
     CancelOutcome,
     Command,
@@ -26,9 +26,7 @@ from batchhub.jobs import (
     JobSpec,
     JobState,
     Observation,
-    QueryError,
     SubmitError,
-    SubmitUncertain,
     TaggedJob,
 )
 
@@ -50,6 +48,19 @@ class SGEBackend(Backend):
     # keeps that owner list under the kernel's 128 KiB limit on one argument
     max_ids_per_query = 3000
     directive_prefix = "#$"
+    # Debian's /usr/bin wrappers start a shell per call: point ``programs`` at
+    # the real binaries (e.g. /usr/lib/gridengine/qsub, with SGE_ROOT and
+    # SGE_CELL in ``command_env``) to make every call faster.
+    program_names = ("qsub", "qstat", "qdel", "qacct")
+    status_by_owner = True
+    refused_directives = {
+        "-clear": "it would drop the hub's own options before it; the job script already starts with -clear",
+        **dict.fromkeys(
+            ("-V", "-v"),
+            "every Grid Engine user can read a job's environment with qstat -j; "
+            "set variables in the job template instead",
+        ),
+    }
 
     pe = Unicode(
         "smp",
@@ -102,36 +113,11 @@ class SGEBackend(Backend):
         "it pending; empty leaves the site's default.",
     ).tag(config=True)
 
-    extra_directives = List(
-        Unicode(),
-        help="More qsub options, one per directive line, without the ``#$`` "
-        "(e.g. ``['-l arch=lx-amd64', '-m n']``). Never ``-V`` or ``-v`` with a secret: "
-        "every user can read a job's environment. The job script starts with ``-clear``, "
-        "which also drops the cluster's sge_request defaults: site defaults for hub jobs "
-        "go here.",
-    ).tag(config=True)
-
-    qsub = Unicode(
-        "qsub",
-        help="The qsub program. Debian's /usr/bin wrappers start a shell per call; "
-        "point at the real binaries (e.g. /usr/lib/gridengine/qsub, with SGE_ROOT and "
-        "SGE_CELL in ``command_env``) to make every call faster.",
-    ).tag(config=True)
-
-    qstat = Unicode("qstat", help="The qstat program (see ``qsub`` about real binaries).").tag(config=True)
-    qdel = Unicode("qdel", help="The qdel program (see ``qsub`` about real binaries).").tag(config=True)
-    qacct = Unicode(
-        "qacct",
-        help="The qacct program, named in messages about finished jobs (reading the "
-        "accounting file can take long, so the monitor never runs it).",
-    ).tag(config=True)
-
-    command_env = Dict(
-        value_trait=Unicode(),
-        help="Environment for every Grid Engine command, e.g. "
-        "``{'SGE_ROOT': '/var/lib/gridengine', 'SGE_CELL': 'default'}`` (the real binaries "
-        "need both). Never put a secret here.",
-    ).tag(config=True)
+    # old names of ``programs`` entries, still read
+    qsub = deprecated_program("qsub")
+    qstat = deprecated_program("qstat")
+    qdel = deprecated_program("qdel")
+    qacct = deprecated_program("qacct")
 
     # --- job script ------------------------------------------------------
     @property
@@ -148,7 +134,7 @@ class SGEBackend(Backend):
             # (a 1000-task array, 64 slots, another queue...). -clear drops
             # everything read before it; the script's own options follow.
             "-clear",
-            f"-N {self._checked(spec.job_name, _NAME_RE, 'job name')}",
+            f"-N {spec.job_name}",  # the core checked it (JOB_NAME_RE)
             f"-S {self._admin_path(self.shell, 'c.SGEBackend.shell')}",
             f"-wd {self._user_path(spec.workdir)}",
             f"-o {self._user_path(spec.output_path)}",
@@ -184,9 +170,7 @@ class SGEBackend(Backend):
             options.append(f"-P {self._checked(res.project, _NAME_RE, 'project')}")
         if self.verify:
             options.append(f"-w {self.verify}")
-        for extra in self.extra_directives:
-            options.append(self._extra(extra))
-        return [f"{self.directive_prefix} {option}" for option in options]
+        return self.option_lines(options)
 
     def _checked(self, value: str, pattern: re.Pattern[str], what: str, admin: bool = False) -> str:
         if pattern.fullmatch(value):
@@ -211,33 +195,11 @@ class SGEBackend(Backend):
             )
         return path
 
-    def _extra(self, option: str) -> str:
-        option = option.strip()
-        if not option.startswith("-") or any(c in option for c in "\n\r\x00"):
-            raise ConfigError(f"c.SGEBackend.extra_directives: {option!r} is not one qsub option")
-        flag = option.split()[0]
-        if flag == "-clear":
-            raise ConfigError(
-                "c.SGEBackend.extra_directives: -clear is refused: it would drop the hub's own "
-                "options before it. The job script already starts with -clear."
-            )
-        if flag in ("-V", "-v"):
-            raise ConfigError(
-                f"c.SGEBackend.extra_directives: {flag} is refused: every Grid Engine user can "
-                "read a job's environment with qstat -j. Set variables in the job template instead."
-            )
-        return option
-
     # --- commands --------------------------------------------------------
-    def _command(self, argv: Sequence[str], **kwargs: object) -> Command:
-        return Command(tuple(argv), env=dict(self.command_env), timeout=self.command_timeout, **kwargs)  # type: ignore[arg-type]
-
     def submit_command(self, spec: JobSpec, script: str) -> Command:
-        return self._command((self.qsub, "-terse"), stdin=script, as_user=spec.username)
+        return self.command("qsub", "-terse", stdin=script, as_user=spec.username)
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:  # the job may exist: the controller looks for it by name
-            raise SubmitUncertain(f"Grid Engine did not answer within {self.command_timeout:g} s")
         return parse.submitted_job_id(result.returncode, result.stdout, result.stderr)
 
     # --- status ----------------------------------------------------------
@@ -247,10 +209,10 @@ class SGEBackend(Backend):
         # cluster's every job.
         users = sorted(set(owners))
         named = bool(users) and all(_NAME_RE.fullmatch(user) for user in users)
-        return self._command((self.qstat, "-xml", "-u", ",".join(users) if named else "*"))
+        return self.command("qstat", "-xml", "-u", ",".join(users) if named else "*")
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
-        self._require_ok(result)
+        self.require_answer(result)
         wanted = set(job_ids)
         found: dict[str, Observation] = {}
         for job in parse.parse_listing(result.stdout):
@@ -265,41 +227,37 @@ class SGEBackend(Backend):
             found[job.job_id] = Observation(job.job_id, state, job.letters, reason, job.host)
         return found
 
-    def _require_ok(self, result: CommandResult) -> None:
-        if result.timed_out or result.returncode != 0:
-            raise QueryError(result.describe())
-
     def list_command(self) -> Command | None:
-        return self._command((self.qstat, "-xml", "-u", "*"))
+        return self.command("qstat", "-xml", "-u", "*")
 
     def parse_list(self, result: CommandResult) -> list[TaggedJob]:
-        self._require_ok(result)
+        self.require_answer(result)
         return [
             TaggedJob(job.job_id, job.name, job.owner, parse.state_of(job.letters) or JobState.PENDING)
             for job in parse.parse_listing(result.stdout)
         ]
 
     def reason_command(self, job_ids: Sequence[str]) -> Command | None:
-        return self._command((self.qstat, "-j", ",".join(job_ids), "-xml"))
+        return self.command("qstat", "-j", ",".join(job_ids), "-xml")
 
     def parse_reasons(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, str]:
-        self._require_ok(result)
+        self.require_answer(result)
         return parse.parse_details(result.stdout, job_ids)
 
     def history_command(self, job_ids: Sequence[str]) -> Command | None:
         # qmaster keeps recently finished jobs (`finished_jobs`, default 100);
         # qacct would know exit codes but may read a huge file.
-        return self._command((self.qstat, "-s", "z", "-xml", "-u", "*"))
+        return self.command("qstat", "-s", "z", "-xml", "-u", "*")
 
     def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
-        self._require_ok(result)
+        self.require_answer(result)
         wanted = set(job_ids)
         return {
             job.job_id: Observation(
                 job.job_id,
                 JobState.COMPLETED,
                 job.letters,
-                f"the job has finished (its exit status: {self.qacct} -j {job.job_id})",
+                f"the job has finished (its exit status: {self.program('qacct')} -j {job.job_id})",
             )
             for job in parse.parse_listing(result.stdout)
             if job.job_id in wanted and "z" in job.letters
@@ -307,7 +265,7 @@ class SGEBackend(Backend):
 
     # --- cancel ----------------------------------------------------------
     def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
-        return self._command((self.qdel, ",".join(job_ids)), as_user=username)
+        return self.command("qdel", ",".join(job_ids), as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
         if result.timed_out:

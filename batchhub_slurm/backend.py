@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from traitlets import Bool, Enum, List, Unicode
+from traitlets import Bool, Enum, Unicode
 
-from batchhub.backend import Backend
+from batchhub.backend import Backend, deprecated_program
 from batchhub.jobs import (
     CancelOutcome,
     Command,
@@ -169,19 +169,18 @@ class SlurmBackend(Backend):
     name: ClassVar[str] = "slurm"
     max_ids_per_query: ClassVar[int | None] = 500  # keeps argv well under any limit
     directive_prefix: ClassVar[str] = "#SBATCH"
+    # slurmctld keeps a job's script and environment from other users
+    # (another user's ``scontrol write batch_script`` fails with "Invalid
+    # user id"; ``show job -dd`` shows neither), so ``token_delivery = "env"``
+    # is allowed
+    private_job_env: ClassVar[bool] = True
 
-    sbatch_path = Unicode(
-        "sbatch", help="The sbatch command (a name on the runner's PATH, or a full path)."
-    ).tag(config=True)
-    squeue_path = Unicode(
-        "squeue", help="The squeue command (a name on the runner's PATH, or a full path)."
-    ).tag(config=True)
-    scancel_path = Unicode(
-        "scancel", help="The scancel command (a name on the runner's PATH, or a full path)."
-    ).tag(config=True)
-    sacct_path = Unicode(
-        "sacct", help="The sacct command (a name on the runner's PATH, or a full path)."
-    ).tag(config=True)
+    program_names = ("sbatch", "squeue", "scancel", "sacct")
+    # old names of ``programs`` entries, still read
+    sbatch_path = deprecated_program("sbatch")
+    squeue_path = deprecated_program("squeue")
+    scancel_path = deprecated_program("scancel")
+    sacct_path = deprecated_program("sacct")
     use_accounting = Bool(
         True,
         help="Ask sacct how a job ended once squeue no longer lists it. Without accounting "
@@ -209,11 +208,6 @@ class SlurmBackend(Backend):
         "environment: the job gets the user's own login environment plus the variables the "
         "job script exports, and nothing of the hub's. ALL would pass the runner's environment.",
     ).tag(config=True)
-    extra_directives = List(
-        Unicode(),
-        help='More sbatch options for every job, one per item, e.g. ["--constraint=avx2", '
-        '"--reservation=jupyter"]; each becomes one "#SBATCH ..." line.',
-    ).tag(config=True)
 
     # --- job script -----------------------------------------------------
     def directives(self, spec: JobSpec) -> list[str]:
@@ -225,7 +219,7 @@ class SlurmBackend(Backend):
                     "which Slurm cannot take in --output; choose a plainer directory"
                 )
         options = [
-            f"--job-name={self._safe_job_name(spec.job_name)}",
+            f"--job-name={spec.job_name}",  # the core checked it (JOB_NAME_RE)
             f"--output={spec.output_path}",
             f"--error={spec.error_path}",
             "--nodes=1",
@@ -245,11 +239,7 @@ class SlurmBackend(Backend):
         if self.qos:
             options.append(f"--qos={self._name(self.qos, 'QOS')}")
         options.append(f"--export={self._export()}")
-        for extra in self.extra_directives:
-            if "\n" in extra or "\r" in extra or not extra.strip().startswith("-"):
-                raise ConfigError(f"c.SlurmBackend.extra_directives item {extra!r} must be one sbatch option")
-            options.append(extra.strip())
-        return [f"{self.directive_prefix} {option}" for option in options]
+        return self.option_lines(options)
 
     def _gpu_option(self, count: int) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", self.gpu_gres):
@@ -275,23 +265,12 @@ class SlurmBackend(Backend):
             raise SubmitError(f"{value!r} is not a valid Slurm {what} name.")
         return value
 
-    @staticmethod
-    def _safe_job_name(name: str) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:200] or "batchhub"
-
     # --- submit ---------------------------------------------------------
     def submit_command(self, spec: JobSpec, script: str) -> Command:
         # The script comes on stdin; sbatch reads it there when given no file.
-        return Command(
-            (self.sbatch_path, "--parsable"),
-            stdin=script,
-            as_user=spec.username,
-            timeout=self.command_timeout,
-        )
+        return self.command("sbatch", "--parsable", stdin=script, as_user=spec.username)
 
     def parse_submit(self, result: CommandResult) -> str:
-        if result.timed_out:  # the job may exist: the controller looks for it by name
-            raise SubmitUncertain("Slurm did not answer the submission in time")
         if result.ok:
             # --parsable prints "id" or "id;cluster".
             line = next((ln.strip() for ln in result.stdout.splitlines() if ln.strip()), "")
@@ -319,28 +298,17 @@ class SlurmBackend(Backend):
 
     # --- status ---------------------------------------------------------
     def status_command(self, job_ids: Sequence[str], owners: Sequence[str] = ()) -> Command:
-        return Command(
-            (
-                self.squeue_path,
-                "--noheader",
-                "--states=all",
-                f"--jobs={','.join(job_ids)}",
-                "-O",
-                SQUEUE_FORMAT,
-            ),
-            timeout=self.command_timeout,
+        return self.command(
+            "squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "-O", SQUEUE_FORMAT
         )
 
     def list_command(self) -> Command | None:
         # every user's live jobs (squeue's default states), the name last:
         # other users' job names may hold the delimiter
-        return Command(
-            (self.squeue_path, "--noheader", "--all", "-o", "%i|%u|%T|%j"), timeout=self.command_timeout
-        )
+        return self.command("squeue", "--noheader", "--all", "-o", "%i|%u|%T|%j")
 
     def parse_list(self, result: CommandResult) -> list[TaggedJob]:
-        if result.timed_out or result.returncode != 0:
-            raise QueryError(result.describe())
+        self.require_answer(result)
         jobs = []
         for line in result.stdout.splitlines():
             if not line.strip():
@@ -353,13 +321,10 @@ class SlurmBackend(Backend):
         return jobs
 
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
-        if result.timed_out:
-            raise QueryError(result.describe())
-        if result.returncode != 0:
-            # squeue's quirk: ONE unknown id alone fails; in a list it is just absent.
-            if len(job_ids) == 1 and "Invalid job id specified" in result.stderr:
-                return {}
-            raise QueryError(result.describe())
+        # squeue's quirk: ONE unknown id alone fails; in a list it is just absent.
+        if not result.timed_out and len(job_ids) == 1 and "Invalid job id specified" in result.stderr:
+            return {}
+        self.require_answer(result)
         wanted = set(job_ids)
         answer: dict[str, Observation] = {}
         for line in result.stdout.splitlines():
@@ -410,26 +375,22 @@ class SlurmBackend(Backend):
     def history_command(self, job_ids: Sequence[str]) -> Command | None:
         if not self.use_accounting:
             return None
-        return Command(
-            (
-                self.sacct_path,
-                "--noheader",
-                "--parsable2",
-                "--allocations",
-                "--allusers",
-                f"--jobs={','.join(job_ids)}",
-                f"--format={SACCT_FORMAT}",
-            ),
-            timeout=self.command_timeout,
+        return self.command(
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            "--allusers",
+            f"--jobs={','.join(job_ids)}",
+            f"--format={SACCT_FORMAT}",
         )
 
     def parse_history(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
         # Without accounting sacct fails ("Slurm accounting storage is
         # disabled"): that is "unknown", never an end, and not worth asking again.
-        if not result.ok:
-            if "accounting storage is disabled" in result.stderr:
-                raise HistoryUnavailable(result.describe())
-            raise QueryError(result.describe())
+        if not result.ok and "accounting storage is disabled" in result.stderr:
+            raise HistoryUnavailable(result.describe())
+        self.require_answer(result)
         wanted = set(job_ids)
         answer: dict[str, Observation] = {}
         for line in result.stdout.splitlines():
@@ -452,7 +413,7 @@ class SlurmBackend(Backend):
     def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:
         # -v makes scancel say per job what happened; without it an
         # unknown id and a signalled job both print nothing and exit 0.
-        return Command((self.scancel_path, "-v", *job_ids), as_user=username, timeout=self.command_timeout)
+        return self.command("scancel", "-v", *job_ids, as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
         if result.timed_out or result.returncode not in (0, 1, 210):

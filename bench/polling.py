@@ -252,8 +252,7 @@ class GridEngine(Cluster):
 
     def configure_batchhub(self, c: Config) -> None:
         super().configure_batchhub(c)
-        c.SGEBackend.qsub = f"{self.bin_dir}/qsub"
-        c.SGEBackend.qdel = f"{self.bin_dir}/qdel"
+        c.SGEBackend.programs = {"qsub": f"{self.bin_dir}/qsub", "qdel": f"{self.bin_dir}/qdel"}
         # qstat and qacct stay bare names: found on PATH, through the counting wrappers
         c.SGEBackend.command_env = self.env()
         c.CommandRunner.env = self.env()

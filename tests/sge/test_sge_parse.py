@@ -264,7 +264,9 @@ def test_refusals_become_messages_for_the_user(name: str, message: str) -> None:
 
 
 def test_submit_command_runs_qsub_terse_as_the_user_with_the_script_on_stdin() -> None:
-    backend = SGEBackend(qsub="/usr/lib/gridengine/qsub", command_env={"SGE_ROOT": "/var/lib/gridengine"})
+    backend = SGEBackend(
+        programs={"qsub": "/usr/lib/gridengine/qsub"}, command_env={"SGE_ROOT": "/var/lib/gridengine"}
+    )
     command = backend.submit_command(spec(), "#!/bin/bash\n")
     assert command.argv == ("/usr/lib/gridengine/qsub", "-terse")
     assert command.as_user == "alice" and command.stdin == "#!/bin/bash\n"

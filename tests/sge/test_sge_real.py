@@ -81,9 +81,7 @@ def binary(name: str) -> str:
 @pytest.fixture
 def backend() -> SGEBackend:
     return SGEBackend(
-        qsub=binary("qsub"),
-        qstat=binary("qstat"),
-        qdel=binary("qdel"),
+        programs={name: binary(name) for name in ("qsub", "qstat", "qdel")},
         command_env=SGE_ENV,
         command_timeout=20,
     )

@@ -100,7 +100,7 @@ def real_sge() -> None:
 
 @pytest.fixture
 def backend(real_sge: None) -> SGEBackend:
-    return SGEBackend(qsub=binary("qsub"), command_env=SGE_ENV, command_timeout=20)
+    return SGEBackend(programs={"qsub": binary("qsub")}, command_env=SGE_ENV, command_timeout=20)
 
 
 @pytest.fixture
@@ -166,13 +166,17 @@ async def test_a_hostile_server_name_injects_no_option(
     server = "x\n#$ -l h_rt=99:00:00,h_vmem=999G\n#$ -q any.q\n#$ -t 1-1000\n  #$ -P evil\t"
     script = render_job_script(backend, hub_spec(backend, workdir, server))
 
-    verify = await runner.run(Command((backend.qsub, "-verify"), stdin=script, as_user=USER, timeout=20))
+    verify = await runner.run(
+        Command((backend.program("qsub"), "-verify"), stdin=script, as_user=USER, timeout=20)
+    )
     assert verify.returncode == 0, verify.describe()
     assert_only_the_hubs_request(request_of(verify.stdout))
 
     # qsub -w v checks the request against the cluster: the injected
     # "-q any.q" made it "job requests unknown queue"
-    check = await runner.run(Command((backend.qsub, "-w", "v"), stdin=script, as_user=USER, timeout=20))
+    check = await runner.run(
+        Command((backend.program("qsub"), "-w", "v"), stdin=script, as_user=USER, timeout=20)
+    )
     assert check.returncode == 0 and "found suitable queue" in check.stdout, check.describe()
 
 
@@ -191,12 +195,16 @@ async def test_the_users_own_default_requests_do_not_reach_the_job(
     script = render_job_script(backend, spec)
 
     with user_file(defaults, HOSTILE_DEFAULTS):
-        verify = await runner.run(Command((backend.qsub, "-verify"), stdin=script, as_user=USER, timeout=20))
+        verify = await runner.run(
+            Command((backend.program("qsub"), "-verify"), stdin=script, as_user=USER, timeout=20)
+        )
     assert verify.returncode == 0, verify.describe()
     assert_only_the_hubs_request(request_of(verify.stdout))
 
     # really submitted (held, as the hub submits: qsub -terse, script on stdin)
-    held = SGEBackend(qsub=backend.qsub, command_env=SGE_ENV, command_timeout=20, extra_directives=["-h"])
+    held = SGEBackend(
+        programs=backend.programs, command_env=SGE_ENV, command_timeout=20, extra_directives=["-h"]
+    )
     script = render_job_script(held, spec)
     try:
         with user_file(defaults, ACCEPTED_DEFAULTS):

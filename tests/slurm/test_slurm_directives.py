@@ -106,7 +106,9 @@ def test_slurm_time(seconds: int, text: str) -> None:
 
 
 def test_submit_is_sbatch_parsable_as_the_user_with_the_script_on_stdin() -> None:
-    command = SlurmBackend(sbatch_path="/opt/slurm/bin/sbatch").submit_command(spec(), "#!/bin/bash\n")
+    command = SlurmBackend(programs={"sbatch": "/opt/slurm/bin/sbatch"}).submit_command(
+        spec(), "#!/bin/bash\n"
+    )
     assert command.argv == ("/opt/slurm/bin/sbatch", "--parsable")
     assert command.as_user == "alice"
     assert command.stdin == "#!/bin/bash\n"
