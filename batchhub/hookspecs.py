@@ -13,9 +13,11 @@ import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from .events import JobEvent
     from .jobs import JobSpec
+    from .site_settings import SiteSettings
 
 hookspec = pluggy.HookspecMarker("batchhub")
 hookimpl = pluggy.HookimplMarker("batchhub")
@@ -49,3 +51,29 @@ def batchhub_job_event(event: JobEvent) -> None:
     """Observe a job's life: submitted, state changed, ready, stopped,
     failed. For metrics and audit; must not block, and an exception here
     is logged and never breaks a spawn."""
+
+
+@hookspec(firstresult=True)
+def batchhub_site_settings(backend_name: str, state_dir: Path, bin_dir: Path) -> SiteSettings | None:
+    """What your plugin knows about running backend ``backend_name`` on this
+    kind of machine, for ``batchhub demo`` and the test harness
+    (``batchhub.testing``: ``RealHub``, ``live_job_ids``,
+    ``scheduler_problem``). A production hub never calls it.
+
+    Return a ``batchhub.site_settings.SiteSettings`` for the backends your
+    plugin registers and ``None`` for any other name: the first answer
+    wins. ``state_dir`` is the hub's private state directory (a local
+    scheduler keeps its spool there); ``bin_dir`` holds the Python,
+    ``batchhub-singleuser`` and ``jupyterhub-singleuser`` that jobs run.
+    Take only the arguments you need; pluggy passes those. An OpenPBS
+    plugin::
+
+        @batchhub.hookimpl
+        def batchhub_site_settings(backend_name):
+            if backend_name == "pbs":
+                return SiteSettings(env={"PBS_EXEC": "/opt/pbs"}, hint="start PBS: systemctl start pbs")
+
+    With no answer, the harness uses the backend's defaults, checks the
+    scheduler with the backend's ``list_command`` and lists live jobs with
+    it (``parse_list``): a backend without one cannot be checked or listed.
+    """

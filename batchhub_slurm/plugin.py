@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import batchhub
+from batchhub.site_settings import SiteSettings
 
 from .backend import SlurmBackend
 
@@ -12,3 +13,14 @@ from .backend import SlurmBackend
 @batchhub.hookimpl
 def batchhub_register_backends(register: Callable[[type], None]) -> None:
     register(SlurmBackend)
+
+
+@batchhub.hookimpl
+def batchhub_site_settings(backend_name: str) -> SiteSettings | None:
+    """A local Slurm controller and node (scripts/slurm-up)."""
+    if backend_name != SlurmBackend.name:
+        return None
+    return SiteSettings(
+        hint="start it with scripts/slurm-up",
+        job_details=lambda job_id: [["scontrol", "show", "job", "-d", job_id]],
+    )

@@ -8,74 +8,48 @@ check what batchhub did rather than what batchhub believes.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
+from typing import Any
 
-from ..plugins import get_registry
-
-SGE_ENV = {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
-
-
-def _run(argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", **SGE_ENV}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+from ..site_settings import list_jobs, make_backend, run_command, site_settings
+from ..site_settings import scheduler_problem as scheduler_problem
 
 
-def scheduler_problem(backend: str) -> str | None:
-    """Why ``backend`` cannot be used here, or ``None``."""
-    registry = get_registry()
-    if backend not in registry.backends:
-        broken = registry.broken.get(backend, "not installed")
-        return f"the {backend!r} backend plugin ({broken})"
-    if backend == "sge":
-        if shutil.which("qstat") is None:
-            return "Son of Grid Engine (scripts/sge-up)"
-        if _run(["qstat", "-u", "*"]).returncode != 0:
-            return "a running Son of Grid Engine qmaster (scripts/sge-up)"
-    if backend == "slurm":
-        if shutil.which("squeue") is None:
-            return "Slurm (scripts/slurm-up)"
-        if _run(["squeue", "-h"]).returncode != 0:
-            return "a running Slurm controller (scripts/slurm-up)"
-    return None
-
-
-def live_job_ids(backend: str, state_dir: Path | None = None, prefix: str = "") -> set[str]:
+def live_job_ids(
+    backend: str,
+    state_dir: Path | None = None,
+    prefix: str = "",
+    config: Mapping[str, Mapping[str, Any]] = (),
+) -> set[str]:
     """Ids of every job the scheduler still runs or queues (any user),
     only those whose name starts with ``prefix`` when one is given (other
-    people's jobs share a real scheduler)."""
-    if backend == "sge":
-        root = ElementTree.fromstring(_run(["qstat", "-u", "*", "-xml"]).stdout or "<x/>")
-        return {
-            (job.findtext("JB_job_number") or "").strip()
-            for job in root.iter("job_list")
-            if (job.findtext("JB_name") or "").startswith(prefix)
-        }
-    if backend == "slurm":
-        out = _run(["squeue", "-h", "-o", "%i|%j"]).stdout
-        pairs = [line.strip().split("|", 1) for line in out.splitlines() if "|" in line]
-        return {job_id for job_id, name in pairs if name.startswith(prefix)}
-    if backend == "fake":
-        assert state_dir is not None
-        spool = state_dir / "fake-spool"
-        return {
-            d.name
-            for d in spool.iterdir()
-            if d.name.isdigit() and (d / "record.json").exists() and not (d / "exit.json").exists()
-        }
-    raise ValueError(backend)
+    people's jobs share a real scheduler).
+
+    Works for any installed backend with a ``list_command``: the backend is
+    configured as the demo's hub configures it (its plugin's
+    ``batchhub_site_settings`` for ``state_dir``, then ``config``, by class
+    then trait), and its listing runs as the current user. A listing that
+    fails raises ``QueryError``; an unknown backend or one that cannot list
+    raises ``ConfigError`` saying so."""
+    job_backend, _ = make_backend(backend, state_dir, config)
+    return {job.job_id for job in list_jobs(job_backend) if job.name.startswith(prefix)}
 
 
 def job_details(backend: str, job_id: str) -> str:
-    """Everything the scheduler shows any user about one job."""
-    if backend == "sge":
-        return _run(["qstat", "-j", job_id]).stdout + _run(["qstat", "-j", job_id, "-xml"]).stdout
-    if backend == "slurm":
-        return _run(["scontrol", "show", "job", "-d", job_id]).stdout
-    return ""
+    """Everything the scheduler shows any user about one job (what the
+    backend's plugin names in ``SiteSettings.job_details``; empty if none)."""
+    settings = site_settings(backend)
+    if settings.job_details is None:
+        return ""
+    return "".join(run_command(argv, settings.env).stdout for argv in settings.job_details(job_id))
+
+
+def scheduler_spool_dirs(backend: str) -> list[Path]:
+    """Where the scheduler keeps job scripts and environments here
+    (``SiteSettings.spool_dirs``), those that exist."""
+    return [path for path in site_settings(backend).spool_dirs if path.exists()]
 
 
 @dataclass(frozen=True)
@@ -162,8 +136,3 @@ def files_containing(root: Path, needle: str) -> list[str]:
             except OSError:
                 continue
     return found
-
-
-def sge_spool_dirs() -> list[Path]:
-    """Grid Engine's execd spool (job scripts and environments live there)."""
-    return [p for p in [Path("/var/spool/gridengine/execd")] if p.exists()]

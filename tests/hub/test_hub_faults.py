@@ -54,10 +54,11 @@ from batchhub.backend import Backend
 from batchhub.jobs import TaggedJob
 from batchhub.plugins import get_registry
 from batchhub.runner import CommandRunner
+from batchhub.site_settings import site_settings
 from batchhub.sweeper import Sweeper
 from batchhub.testing import missing
 from batchhub.testing.hub import ProgressReader, RealHub, hub_prerequisites, server_path, shared_state_dir
-from batchhub.testing.jobs import SGE_ENV, scheduler_problem
+from batchhub.testing.jobs import scheduler_problem
 
 pytestmark = pytest.mark.hub
 
@@ -90,6 +91,7 @@ BOB_FAILS = (
 )
 
 BACKEND_CLASS = {"sge": "SGEBackend", "slurm": "SlurmBackend"}
+SGE_ENV = site_settings("sge").env
 
 
 def fault_config(backend: str) -> str:

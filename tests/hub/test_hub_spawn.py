@@ -17,8 +17,8 @@ from batchhub.testing.jobs import (
     all_command_lines,
     files_containing,
     job_details,
+    scheduler_spool_dirs,
     server_process,
-    sge_spool_dirs,
 )
 
 pytestmark = pytest.mark.hub
@@ -79,7 +79,7 @@ def test_spawn_progress_proxy_and_stop(scheduler_hub: RealHub, jobs_before: set[
     assert secret not in job_details(hub.backend, job_id)
     assert secret not in all_command_lines()
     assert secret not in hub.log_text()
-    for spool in sge_spool_dirs():
+    for spool in scheduler_spool_dirs(hub.backend):
         assert files_containing(spool, secret) == []
     assert not (workdir("alice") / "token").exists(), "the launcher must delete the token file"
     assert files_containing(workdir("alice"), secret) == []
