@@ -4,7 +4,8 @@
     batchhub render --backend sge [opts]   print the job script for given options
     batchhub check --backend sge           is the scheduler reachable (one status query)
     batchhub jobs -f CONFIG [--orphans]    the hub's jobs by tag; --orphans: those no server knows
-    batchhub demo [--backend fake]         a real local JupyterHub with BatchSpawner
+    batchhub demo [--backend NAME] [--config FILE] [--set Class.trait=value ...]
+                                           a real local JupyterHub with BatchSpawner
 
 ``render`` and ``check`` read the site's ``jupyterhub_config.py`` when
 given ``-f``, so they show exactly what the hub would do.
@@ -169,9 +170,31 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import parse_set, run_demo
 
-    return run_demo(args.backend, args.port, Path(args.state_dir) if args.state_dir else None)
+    if args.backend:
+        get_registry().backend_class(args.backend)  # an unknown name lists the installed ones
+    for path in args.config:
+        load_config(path)  # a file that cannot load is reported now, not by the hub
+    return run_demo(
+        args.backend,
+        args.port,
+        Path(args.state_dir) if args.state_dir else None,
+        backend_config=parse_set(args.set),
+        config_files=[Path(path) for path in args.config],
+    )
+
+
+def demo_backend_help() -> str:
+    """``--backend``'s help: the installed backends and the demo's default."""
+    from .site_settings import default_local_backend
+
+    installed = ", ".join(get_registry().backends) or "none installed"
+    try:
+        default = f"default {default_local_backend()}, which runs jobs as local processes"
+    except BatchhubError:
+        default = "no installed backend runs jobs locally: give one"
+    return f"the backend: one of {installed} ({default})"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -204,7 +227,22 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_jobs)
 
     s = sub.add_parser("demo", help="run a local JupyterHub with BatchSpawner on 127.0.0.1")
-    s.add_argument("--backend", default="fake", help="fake (default: jobs are local processes), sge or slurm")
+    s.add_argument("--backend", help=demo_backend_help())
+    s.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python config file (as jupyterhub_config.py) merged into the demo hub's config; repeatable",
+    )
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="Class.trait=value",
+        help="one config value, after --config files, e.g. Backend.command_timeout=60; the value "
+        "is a Python literal if it parses as one, else a string; repeatable",
+    )
     s.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
     s.add_argument("--state-dir", help="where config, database and logs go (default: a new temporary dir)")
     s.set_defaults(func=cmd_demo)

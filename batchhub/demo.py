@@ -2,10 +2,15 @@
 
 It writes a ``jupyterhub_config.py`` into a private state directory and
 runs ``jupyterhub`` with the real configurable-http-proxy on 127.0.0.1.
-With the fake backend in local mode each server is a local process
-started as a batch job would be (script, launcher, private token file,
-port report); with ``--backend sge`` or ``slurm`` it is a job on the local
-scheduler. The same config builder serves the project's hub tests.
+By default it uses the installed backend whose plugin says it runs jobs
+locally with no scheduler (the fake scheduler: each server is a local
+process started as a batch job would be, with script, launcher, private
+token file and port report); ``--backend NAME`` picks another installed
+backend, e.g. ``--backend sge`` for a job on the local Grid Engine. What a
+backend needs on this machine (program paths, environment) comes from its
+plugin's ``batchhub_site_settings`` hook; ``--config FILE`` and ``--set
+Class.trait=value`` add the site's own. The same config builder serves the
+project's hub tests.
 
 Jobs must run as an ordinary user who can execute the launcher and
 JupyterLab: as root the demo runs them as a test user (``alice``) through
@@ -15,6 +20,7 @@ else, as that user from the running Python's environment.
 
 from __future__ import annotations
 
+import ast
 import getpass
 import os
 import secrets
@@ -24,10 +30,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .jobs import ConfigError
+from .site_settings import (
+    config_lines,
+    default_local_backend,
+    hub_config,
+    scheduler_problem,
+    site_settings,
+)
 
 #: Where scripts/node-env installs what jobs run (readable by every user).
 NODE_ENV = Path(os.environ.get("BATCHHUB_NODE_ENV", "/opt/batchhub/venv"))
@@ -93,6 +108,12 @@ class HubSettings:
     #: Stop every server when the hub stops (the demo); False keeps jobs
     #: running across a hub restart, to be re-adopted (production, tests).
     cleanup_servers: bool = False
+    #: Config by class then trait (``{"PBSBackend": {"programs": {...}}}``),
+    #: set after the backend plugin's own settings and the config files.
+    backend_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Python config files merged into the hub's config (``load_subconfig``),
+    #: after the plugin's settings and before ``backend_config``.
+    config_files: tuple[Path, ...] = ()
     extra_config: str = ""
 
 
@@ -147,12 +168,14 @@ def render_config(s: HubSettings) -> str:
         "c.ResourceForm.memory_default = '1G'",
         "c.ResourceForm.gpus_max = 2",
         "c.ResourceForm.runtime_max = '4h'",
-        "c.CommandRunner.env = {'SGE_ROOT': '/var/lib/gridengine', 'SGE_CELL': 'default'}",
-        "# The fake scheduler really runs job scripts as local processes.",
-        "c.FakeBackend.local = True",
-        f"c.FakeBackend.spool_dir = {str(state / 'fake-spool')!r}",
-        f"c.FakeBackend.python = {str(bindir / 'python')!r}",
+        "# What the backend's plugin knows about this machine (batchhub_site_settings).",
+        *config_lines(hub_config(s.backend, site_settings(s.backend, state, bindir))),
     ]
+    for path in s.config_files:
+        path = Path(path).resolve()
+        lines.append(f"load_subconfig({path.name!r}, {str(path.parent)!r})  # noqa: F821")
+    if s.backend_config:
+        lines += ["# The backend options given to the demo or the harness.", *config_lines(s.backend_config)]
     if s.via_sudo:
         lines.append("# Commands run as a user through the default prefix: sudo -n -u {username} --")
     elif s.as_root:
@@ -162,18 +185,23 @@ def render_config(s: HubSettings) -> str:
     return "\n".join(lines) + "\n" + s.extra_config
 
 
-def prepare_state_dir(state_dir: Path) -> None:
-    """The state directory: traversable by the job's user (the fake
-    spool is in it), its secrets kept private by their own modes."""
+def prepare_state_dir(state_dir: Path, shared_dirs: Sequence[Path] = ()) -> None:
+    """The state directory: traversable by the job's user (a local
+    scheduler's spool may be in it), its secrets kept private by their own
+    modes; and ``shared_dirs`` (``SiteSettings.shared_dirs``) sticky and
+    writable by all, like /tmp: each job in its own sub-directory, owned
+    by its user."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o755)
-    spool = state_dir / "fake-spool"
-    spool.mkdir(exist_ok=True)
-    spool.chmod(0o1777)  # like /tmp: each job in its own sub-directory, owned by its user
+    for shared in shared_dirs:
+        shared.mkdir(parents=True, exist_ok=True)
+        shared.chmod(0o1777)
 
 
 def write_config(settings: HubSettings) -> Path:
-    prepare_state_dir(settings.state_dir)
+    bindir = settings.bin_dir or job_bin_dir(settings.as_root)
+    site = site_settings(settings.backend, settings.state_dir, bindir)
+    prepare_state_dir(settings.state_dir, site.shared_dirs)
     path = settings.state_dir / "jupyterhub_config.py"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the password
     with os.fdopen(fd, "w") as f:
@@ -232,11 +260,45 @@ def check_demo(backend: str, as_root: bool, user: str) -> list[str]:
         problems.append(f"the user {user!r} does not exist: run scripts/create-test-users")
     if user == "root":
         problems.append("jobs cannot run as root: run the demo as an ordinary user, or as root")
+    try:
+        scheduler = scheduler_problem(backend)
+    except ConfigError as exc:
+        scheduler = str(exc)
+    if scheduler:
+        problems.append(f"the {backend} backend cannot run jobs here: it needs {scheduler}")
     return problems
 
 
-def run_demo(backend: str = "fake", port: int = 8000, state_dir: Path | None = None) -> int:
-    """Run the demo hub in the foreground until Ctrl-C."""
+def parse_set(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``Class.trait=value`` words (``--set``) as config by class then
+    trait. A value is a Python literal if it parses as one (``2``,
+    ``True``, ``{'SGE_CELL': 'c2'}``), else the string as given."""
+    config: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        cls, dot, trait = name.strip().rpartition(".")
+        if not sep or not dot or not cls.isidentifier() or not trait.isidentifier():
+            raise ConfigError(f"--set {item!r}: write Class.trait=value, as in Backend.command_timeout=60")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = raw
+        config.setdefault(cls, {})[trait] = value
+    return config
+
+
+def run_demo(
+    backend: str | None = None,
+    port: int = 8000,
+    state_dir: Path | None = None,
+    backend_config: dict[str, dict[str, Any]] | None = None,
+    config_files: Sequence[Path] = (),
+) -> int:
+    """Run the demo hub in the foreground until Ctrl-C: on ``backend``
+    (default: the installed one that runs jobs locally), with
+    ``config_files`` and then ``backend_config`` (by class then trait)
+    added to its config."""
+    backend = backend or default_local_backend()
     as_root = os.geteuid() == 0
     user = demo_user(as_root)
     problems = check_demo(backend, as_root, user)
@@ -254,6 +316,8 @@ def run_demo(backend: str = "fake", port: int = 8000, state_dir: Path | None = N
         allowed_users=(user,),
         as_root=as_root,
         cleanup_servers=True,
+        backend_config=dict(backend_config or {}),
+        config_files=tuple(config_files),
     )
     config = write_config(settings)
     proc = start_hub(config)

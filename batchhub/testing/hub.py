@@ -6,20 +6,32 @@ and talks to it over HTTP as an admin service would. It is what the
 project's hub, browser and demo tests use, and what a plugin author can
 use to try a backend end to end::
 
-    with RealHub(state_dir, backend="sge", extra_config="...") as hub:
+    with RealHub(state_dir, backend="pbs", backend_config={"PBSBackend": {...}}) as hub:
         hub.api("POST", "users/alice/server", json={"user_options": {...}})
+        assert len(hub.live_jobs()) == 1
 
 Nothing here skips or fails a test by itself: callers check
 ``hub_prerequisites()`` and call ``batchhub.testing.missing`` with its answer.
 The config comes from ``batchhub.demo.render_config``, as the demo's does.
+
+The backend is configured as its plugin says for this machine (the
+``batchhub_site_settings`` hook: program paths, environment, a local
+scheduler's spool), then by ``backend_config``, then by ``extra_config``;
+the config always names its backend (``c.BatchSpawner.backend``).
 
 Run as root (as CI does), the hub never runs as root: it runs as the
 unprivileged service account ``batchhub-hub`` with the node environment's
 Python and a proxy it can execute, and reaches the users only through
 ``sudo -n -u USER --`` (CommandRunner's default prefix) under the sudoers
 rule of docs/spawner.md; status queries run as that account. All of it is
-set up by ``scripts/hub-account``. Run as anyone else, the hub runs as that
-user.
+set up by ``scripts/hub-account``.
+
+Run as anyone else (no root needed, e.g. a plugin's own CI), the hub runs
+as that user from the running Python, with the proxy ``find_proxy()``
+finds, and every job runs as that same user with no sudo at all
+(``c.CommandRunner.as_user_prefix = []``), whichever hub user spawns it.
+Check ``hub_prerequisites(users=[getpass.getuser()])`` first; its default
+(the test users alice and bob) needs root.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +63,8 @@ from ..demo import (
     start_hub,
     write_config,
 )
+from ..plugins import get_registry
+from ..site_settings import default_local_backend, make_backend, site_settings
 from .jobs import live_job_ids
 
 #: The service account the hub runs as when the tests run as root, and the
@@ -94,7 +108,9 @@ def stale_node_env(env: Path = NODE_ENV) -> list[str]:
     if not installed:
         return ["batchhub"]
     stale = []
-    for package in ("batchhub", "batchhub_fake", "batchhub_sge", "batchhub_slurm"):
+    # batchhub and the installed backends' packages that this checkout holds
+    packages = {"batchhub", *(cls.__module__.partition(".")[0] for cls in get_registry().backends.values())}
+    for package in sorted(p for p in packages if (root / p).is_dir()):
         for source in sorted((root / package).rglob("*.py")):
             if "testing" in source.relative_to(root).parts:
                 continue  # the tests' own side, never imported by the hub
@@ -107,8 +123,21 @@ def stale_node_env(env: Path = NODE_ENV) -> list[str]:
     return stale
 
 
-def hub_account_problem() -> str | None:
-    """What is missing for the hub to run as the service account, or ``None``."""
+def user_command_probes(backend: str, user: str) -> list[list[str]]:
+    """Commands the hub's account must be allowed to run as ``user``: the
+    launcher's token writer and ``backend``'s cancel (as the node
+    environment's hub would build it)."""
+    probes = [[str(NODE_ENV / "bin" / "batchhub-singleuser"), "--write-token-file", "/nonexistent/token"]]
+    job_backend, _ = make_backend(backend, Path("/nonexistent"), bin_dir=NODE_ENV / "bin")
+    probes.append(list(job_backend.cancel_command(["1"], user).argv))
+    return probes
+
+
+def hub_account_problem(backend: str | None = None) -> str | None:
+    """What is missing for the hub to run as the service account on
+    ``backend`` (default: the installed one that runs jobs locally), or
+    ``None``."""
+    backend = backend or default_local_backend()
     setup = "(scripts/hub-account, as root)"
     try:
         pwd.getpwnam(HUB_ACCOUNT)
@@ -134,11 +163,6 @@ def hub_account_problem() -> str | None:
         return (
             f"the current batchhub in {NODE_ENV} and {hub_env}, the hub's (scripts/node-env; stale: {shown})"
         )
-    python = str(NODE_ENV / "bin" / "python")
-    probes = [
-        [str(NODE_ENV / "bin" / "batchhub-singleuser"), "--write-token-file", "/nonexistent/token"],
-        [python, "-m", "batchhub_fake.local", "--spool", "/nonexistent", "fake-submit"],
-    ]
     for user in ("alice", "bob"):
         try:
             members = grp.getgrnam(HUB_USERS_GROUP).gr_mem
@@ -146,27 +170,32 @@ def hub_account_problem() -> str | None:
             return f"the group {HUB_USERS_GROUP!r} of hub users {setup}"
         if user not in members:
             return f"{user} in the group {HUB_USERS_GROUP!r} {setup}"
-        for argv in probes:
+        for argv in user_command_probes(backend, user):
             if not _sudo_allows(user, argv):
                 return f"the sudoers rule letting {HUB_ACCOUNT} run {argv[0]} as {user} {setup}"
     return None
 
 
-def hub_prerequisites() -> str | None:
-    """What is missing for a real hub with jobs as alice, or ``None``."""
+def hub_prerequisites(backend: str | None = None, *, users: Sequence[str] = ("alice", "bob")) -> str | None:
+    """What is missing for a real hub on ``backend`` (default: the installed
+    one that runs jobs locally) with jobs as ``users``, or ``None``. Jobs
+    as users other than the current one need root; with the current user
+    alone, the hub runs unprivileged (see the module's doc)."""
+    backend = backend or default_local_backend()
     if find_proxy() is None:
         return "configurable-http-proxy (scripts/install-web-deps)"
-    if os.geteuid() != 0:
+    as_root = os.geteuid() == 0
+    if not as_root and set(users) - {pwd.getpwuid(os.geteuid()).pw_name}:
         return "root (the hub tests run jobs as the test users through sudo)"
-    problems = check_demo("fake", True, "alice") + check_demo("fake", True, "bob")
+    problems = [problem for user in users for problem in check_demo(backend, as_root, user)]
     if problems:
-        return "; ".join(problems)
-    return hub_account_problem()
+        return "; ".join(dict.fromkeys(problems))
+    return hub_account_problem(backend) if as_root else None
 
 
 def shared_state_dir(prefix: str = "batchhub-hub-") -> Path:
     """A state directory the test users can traverse (pytest's tmp_path is
-    private to root): the fake scheduler's spool lives in it."""
+    private to root): a local scheduler's spool lives in it."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     prepare_state_dir(path)
     return path
@@ -182,16 +211,27 @@ def server_path(user: str, name: str = "") -> str:
 
 
 class RealHub:
-    """A jupyterhub process with its proxy; start/stop/restart it."""
+    """A jupyterhub process with its proxy; start/stop/restart it.
+
+    ``backend``: an installed backend's name (default: the installed one
+    that runs jobs locally). ``backend_config``: config by class then
+    trait, e.g. ``{"PBSBackend": {"programs": {"qsub": "/opt/pbs/bin/qsub"},
+    "command_env": {"PBS_EXEC": "/opt/pbs"}}}``, set after what the
+    backend's plugin gives (``batchhub_site_settings``) and used by
+    ``live_jobs()`` too. ``extra_config``: config file lines, last.
+    """
 
     def __init__(
         self,
         state_dir: Path,
         *,
-        backend: str = "fake",
+        backend: str | None = None,
+        backend_config: Mapping[str, Mapping[str, Any]] | None = None,
         extra_config: str = "",
         private_workdirs: bool = False,
     ) -> None:
+        backend = backend or default_local_backend()
+        self.backend_config = {cls: dict(traits) for cls, traits in (backend_config or {}).items()}
         # a job-name tag of this hub's own: the scheduler may be shared with others' jobs
         self.job_prefix = f"bh{secrets.token_hex(3)}"
         extra_config = f"c.Backend.job_name_prefix = {self.job_prefix!r}\n" + extra_config
@@ -209,6 +249,7 @@ class RealHub:
             state_dir=Path(state_dir),
             port=free_port(),
             admin_token=secrets.token_hex(24),
+            backend_config=self.backend_config,
             extra_config=extra_config,
             proxy=str(HUB_PROXY) if self.account else None,
             via_sudo=self.account is not None,
@@ -226,13 +267,15 @@ class RealHub:
 
     def _hand_over_state_dir(self) -> None:
         """The state directory and its files (config, log, database) to the
-        hub's account; the fake spool stays a shared /tmp-like directory.
-        The tests, as root, still read everything in it."""
+        hub's account; a local scheduler's spool (``SiteSettings.shared_dirs``)
+        stays a shared /tmp-like directory. The tests, as root, still read
+        everything in it."""
         assert self.account is not None
         account = pwd.getpwnam(self.account)
         self.log_file.touch(mode=0o644)
+        shared = set(site_settings(self.backend, self.state_dir).shared_dirs)
         for path in [self.state_dir, *self.state_dir.iterdir()]:
-            if path.name != "fake-spool":
+            if path not in shared:
                 os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
     def _start_as_account(self) -> subprocess.Popen[bytes]:
@@ -274,8 +317,10 @@ class RealHub:
         return Path(pwd.getpwnam(user).pw_dir) / ".batchhub" / self.workdir_subdir
 
     def live_jobs(self) -> set[str]:
-        """This hub's jobs that the scheduler still lists as queued or running."""
-        return live_job_ids(self.backend, self.state_dir, self.job_prefix)
+        """This hub's jobs that the scheduler still lists as queued or running:
+        the backend's own ``list_command``, run as the current user, keeping
+        the names with this hub's tag. Any backend with a listing works."""
+        return live_job_ids(self.backend, self.state_dir, self.job_prefix, self.backend_config)
 
     @property
     def url(self) -> str:
