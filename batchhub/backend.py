@@ -12,6 +12,7 @@ Backends are traitlets ``Configurable``: a site sets their options in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -152,11 +153,18 @@ class Backend(LoggingConfigurable):
         """The path (or PATH name) to run for program ``name``."""
         if name in self.programs:
             return self.programs[name]
-        for trait_name in self.traits(deprecated_program=name):
-            value = getattr(self, trait_name)
-            if value is not None:
-                return value
-        return name
+        old = self._deprecated_options().get(name)
+        value = getattr(self, old) if old else None
+        return value if value is not None else name
+
+    @classmethod
+    @functools.cache
+    def _deprecated_options(cls) -> dict[str, str]:
+        """program name -> the old option naming its path (one lookup per class)."""
+        return {
+            trait.metadata["deprecated_program"]: trait_name
+            for trait_name, trait in cls.class_traits(deprecated_program=lambda v: v is not None).items()
+        }
 
     def command(
         self, program: str, *args: str, stdin: str | None = None, as_user: str | None = None
@@ -188,16 +196,16 @@ class Backend(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        for trait_name, trait in self.traits(deprecated_program=lambda v: v is not None).items():
-            if getattr(self, trait_name) is not None:
-                program = trait.metadata["deprecated_program"]
+        for program, old in self._deprecated_options().items():
+            if getattr(self, old) is not None:
+                cls = type(self).__name__
                 self.log.warning(
                     "c.%s.%s is deprecated: write c.%s.programs = {%r: %r}",
-                    type(self).__name__,
-                    trait_name,
-                    type(self).__name__,
+                    cls,
+                    old,
+                    cls,
                     program,
-                    getattr(self, trait_name),
+                    getattr(self, old),
                 )
 
     # --- job script -----------------------------------------------------

@@ -196,7 +196,8 @@ class Sweeper:
 
     # --- the loop -----------------------------------------------------------------
     def start(self) -> None:
-        if self.can_list and (self._loop_task is None or self._loop_task.done()):
+        # every poll() calls this: the cheap test first
+        if (self._loop_task is None or self._loop_task.done()) and self.can_list:
             self._loop_task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
