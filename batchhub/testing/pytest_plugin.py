@@ -1,0 +1,91 @@
+"""batchhub's pytest plugin, loaded by pytest through the ``pytest11``
+entry point wherever batchhub is installed. It only defines fixtures, and
+imports what they need when a test asks for them, so it costs nothing to
+load:
+
+``fake_clock``
+    virtual time (``batchhub_fake.FakeClock``): nothing sleeps, tests move it.
+``fake_scheduler``
+    an in-memory scheduler on that clock (``FakeScheduler``: slots, queue
+    and start delays, run-time limits, fault injection).
+``fake_runner``
+    a command runner answering the fake's commands in process, counting
+    them by kind (``runner.counts["status"]``).
+``fake_cluster``
+    all three with a ``FakeBackend`` built for them: ``await
+    cluster.run(command)``, ``cluster.advance(seconds)``.
+``backend_strategies``
+    ``batchhub.testing.strategies``: hypothesis strategies for resource
+    requests and garbage scheduler output (needs hypothesis).
+``recorded_sample``
+    ``batchhub.testing.samples.read_sample``: ``(rc, stdout, stderr)`` of a
+    sample kept as ``NAME.rc``/``.stdout``/``.stderr`` files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class FakeCluster:
+    """The fake scheduler, its runner, its clock and a backend for them."""
+
+    clock: Any
+    scheduler: Any
+    runner: Any
+    backend: Any
+
+    async def run(self, command: Any) -> Any:
+        """Run ``command`` against the scheduler, as the hub's runner would."""
+        return await self.runner.run(command)
+
+    def advance(self, seconds: float) -> float:
+        """Move virtual time on; the scheduler catches up on its next command."""
+        return self.clock.advance(seconds)
+
+
+@pytest.fixture
+def fake_clock() -> Any:
+    from batchhub_fake import FakeClock
+
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_scheduler(fake_clock: Any) -> Any:
+    from batchhub_fake import FakeScheduler
+
+    return FakeScheduler(seed=0, clock=fake_clock)
+
+
+@pytest.fixture
+def fake_runner(fake_scheduler: Any) -> Any:
+    from batchhub_fake import FakeRunner
+
+    return FakeRunner(fake_scheduler)
+
+
+@pytest.fixture
+def fake_cluster(fake_clock: Any, fake_scheduler: Any, fake_runner: Any) -> FakeCluster:
+    from batchhub_fake import FakeBackend
+
+    return FakeCluster(fake_clock, fake_scheduler, fake_runner, FakeBackend())
+
+
+@pytest.fixture
+def backend_strategies() -> ModuleType:
+    from batchhub.testing import strategies
+
+    return strategies
+
+
+@pytest.fixture
+def recorded_sample() -> Any:
+    from batchhub.testing.samples import read_sample
+
+    return read_sample
