@@ -41,9 +41,9 @@ def test_the_fake_backend_loads_through_pluggy() -> None:
 
 def test_an_unknown_backend_name_lists_the_installed_ones() -> None:
     with pytest.raises(ConfigError) as err:
-        get_registry().backend_class("pbs")
+        get_registry().backend_class("nosuch")
     message = str(err.value)
-    assert "No batchhub backend named 'pbs'" in message
+    assert "No batchhub backend named 'nosuch'" in message
     assert "Installed backends: " in message and "fake" in message.split("Installed backends: ")[1]
 
 
@@ -66,19 +66,19 @@ def test_a_plugin_that_fails_to_import_is_reported_and_others_still_load(monkeyp
 
 
 def test_a_third_party_plugin_registers_like_ours() -> None:
-    class PbsBackend(Backend):
-        name = "pbs"
+    class ThirdPartyBackend(Backend):
+        name = "thirdparty"
 
     plugin = types.SimpleNamespace()
 
     @batchhub.hookimpl
     def batchhub_register_backends(register):
-        register(PbsBackend)
+        register(ThirdPartyBackend)
 
     plugin.batchhub_register_backends = batchhub_register_backends
     registry = PluginRegistry()
-    registry.register(plugin, name="pbs-plugin")
-    assert registry.backend_class("pbs") is PbsBackend
+    registry.register(plugin, name="thirdparty-plugin")
+    assert registry.backend_class("thirdparty") is ThirdPartyBackend
     assert registry.backend_class("fake") is FakeBackend
 
 
@@ -193,10 +193,10 @@ def test_a_missing_program_is_named(toy: Path) -> None:
 
 
 def test_an_unknown_backend_is_a_clear_error_not_a_bare_name(toy: Path) -> None:
-    with pytest.raises(ConfigError, match=r"No batchhub backend named 'pbs'.*Installed backends: .*toy"):
-        live_job_ids("pbs")
-    problem = scheduler_problem("pbs")
-    assert problem is not None and "'pbs' backend plugin" in problem and "toy" in problem
+    with pytest.raises(ConfigError, match=r"No batchhub backend named 'nosuch'.*Installed backends: .*toy"):
+        live_job_ids("nosuch")
+    problem = scheduler_problem("nosuch")
+    assert problem is not None and "'nosuch' backend plugin" in problem and "toy" in problem
 
 
 def test_a_backend_that_cannot_list_says_so(monkeypatch: pytest.MonkeyPatch, toy: Path) -> None:
@@ -220,7 +220,7 @@ def test_without_an_answer_a_backend_gets_empty_settings(toy: Path) -> None:
 
 
 def test_the_demo_default_is_the_backend_that_runs_locally(toy: Path, monkeypatch) -> None:
-    assert local_backends() == ["fake"]
+    assert local_backends()[0] == "fake"
     assert default_local_backend() == "fake"
     registry = PluginRegistry(load_entry_points=False)
     monkeypatch.setattr(plugins, "_registry", registry)

@@ -90,8 +90,8 @@ def test_a_config_file_that_cannot_load_stops_the_demo_first(
     broken.write_text("c.SGEBackend.command_timeout = (\n")
     assert cli.main(["demo", "--config", str(broken)]) == 2
     assert "cannot load the config file" in capsys.readouterr().err
-    assert cli.main(["demo", "--backend", "pbs"]) == 2
-    assert "No batchhub backend named 'pbs'" in capsys.readouterr().err
+    assert cli.main(["demo", "--backend", "nosuch"]) == 2
+    assert "No batchhub backend named 'nosuch'" in capsys.readouterr().err
 
 
 def test_render_config_without_a_backend_name_is_impossible(tmp_path: Path) -> None:

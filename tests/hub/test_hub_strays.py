@@ -12,6 +12,7 @@ import pytest
 
 from batchhub.demo import job_bin_dir
 from batchhub.testing.hub import RealHub
+from batchhub.testing.jobs import live_job_ids
 from batchhub_fake import FakeBackend
 
 pytestmark = pytest.mark.hub
@@ -80,7 +81,9 @@ def test_stop_ends_strays_and_the_cli_reports_orphans(fake_hub: RealHub) -> None
         assert cancelled.returncode == 0, cancelled.stderr
         assert f"cancelled 1: {orphan}" in cancelled.stdout
         hub.wait_jobs_gone({orphan})
-        assert untagged in hub.live_jobs(), "a job without the hub's tag is never touched"
+        # live_jobs() keeps the hub's tag: ask for every job in the scheduler
+        everyone = live_job_ids(hub.backend, hub.state_dir)
+        assert untagged in everyone, "a job without the hub's tag is never touched"
     finally:
         cancel_as_root(hub, [stray, orphan, untagged])
 
