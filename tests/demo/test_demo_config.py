@@ -3,15 +3,18 @@ site adds its own with --config and --set, and the backend is always named."""
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 import pytest
 from traitlets.config import PyFileConfigLoader
 
 from batchhub import cli
-from batchhub.demo import HubSettings, parse_set, render_config, write_config
+from batchhub.demo import HubSettings, find_proxy, parse_set, render_config, write_config
 from batchhub.jobs import ConfigError
 from batchhub.plugins import get_registry
+from batchhub.testing.hub import RealHub, hub_prerequisites
 
 
 def load(path: Path):
@@ -97,3 +100,20 @@ def test_a_config_file_that_cannot_load_stops_the_demo_first(
 def test_render_config_without_a_backend_name_is_impossible(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No batchhub backend named ''"):
         render_config(HubSettings(backend="", state_dir=tmp_path, proxy="/bin/true"))
+
+
+def test_without_root_the_hub_runs_as_you_with_no_sudo(tmp_path: Path, monkeypatch) -> None:
+    try:
+        alice = pwd.getpwnam("alice")
+    except KeyError:
+        pytest.skip("no user alice (scripts/create-test-users)")
+    if find_proxy() is None:
+        pytest.skip("no configurable-http-proxy (scripts/install-web-deps)")
+    monkeypatch.setattr(os, "geteuid", lambda: alice.pw_uid)
+    assert "root" in (hub_prerequisites(users=["alice", "bob"]) or "")
+    assert hub_prerequisites(users=["alice"]) is None
+    hub = RealHub(tmp_path, backend_config={"Backend": {"command_timeout": 9.0}})
+    assert hub.account is None
+    config = load(hub.config_file)
+    assert config.CommandRunner.as_user_prefix == []
+    assert config.BatchSpawner.backend == "fake" and config.Backend.command_timeout == 9.0
