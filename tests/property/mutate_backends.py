@@ -1,7 +1,7 @@
 """Mutation check of the conformance kit: plant one bug at a time in real
 backends and see the kit, alone, fail.
 
-    .venv/bin/python tests/property/mutate_backends.py [BACKEND ...] [--examples N]
+    .venv/bin/python tests/property/mutate_backends.py [BACKEND ...] [--examples N] [--write-docs]
 
 Each mutant is a subclass of a backend that changes one method or class
 attribute, so one definition plants the same bug in every backend. The
@@ -11,7 +11,8 @@ pointed at the mutant. Backends: ``sge``, ``slurm``, ``fake`` (their
 classes in tests/test_conformance.py) and ``pbs`` (the example plugin's, in
 docs/examples/batchhub-pbs/tests). The table printed says, for each bug,
 which tests caught it; the exit status is 1 if any bug went unnoticed, or
-if the kit fails an unmutated backend. See docs/plugins.md.
+if the kit fails an unmutated backend. ``--write-docs`` puts the table in
+docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -251,6 +252,8 @@ class Row:
     tests: list[str] = field(default_factory=list)
 
 
+BEGIN, END = "<!-- BEGIN MUTATION TABLE -->", "<!-- END MUTATION TABLE -->"
+
 MODULE = """\
 import sys
 sys.path.insert(0, {here!r})
@@ -353,9 +356,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("backends", nargs="*", help="default: every backend found")
     parser.add_argument("--examples", type=int, default=25, help="hypothesis examples per property test")
+    parser.add_argument("--write-docs", action="store_true", help="put the table in docs/plugins.md")
     args = parser.parse_args(argv)
     rows = run(args.backends or available(), args.examples)
     print(table(rows), flush=True)
+    if args.write_docs:
+        doc = ROOT / "docs" / "plugins.md"
+        head, _, rest = doc.read_text().partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        doc.write_text(f"{head}{BEGIN}\n{table(rows)}\n{END}{tail}")
     bad = [row for row in rows if row.verdict in ("MISSED", "BROKEN")]
     return 1 if bad else 0
 
