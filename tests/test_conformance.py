@@ -215,6 +215,6 @@ def test_the_kit_catches_every_planted_bug() -> None:
         import mutate_backends
     finally:
         sys.path.pop(0)
-    rows = mutate_backends.run(["sge", "slurm"], examples=10)
+    rows = mutate_backends.run(["sge", "slurm", "fake"], examples=10)
     missed = [row for row in rows if row.verdict == "MISSED" or row.verdict == "BROKEN"]
     assert not missed, mutate_backends.table(rows)
