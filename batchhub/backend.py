@@ -12,10 +12,11 @@ Backends are traitlets ``Configurable``: a site sets their options in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from traitlets import Dict, Float, List, Unicode, validate
@@ -43,6 +44,24 @@ def deprecated_program(program: str) -> Unicode:
     return Unicode(None, allow_none=True, help=f"Deprecated: use ``programs = {{{program!r}: PATH}}``.").tag(
         config=True, deprecated_program=program
     )
+
+
+#: The ``*_command`` builders; what each returns is stamped with its kind.
+COMMAND_KINDS = ("submit", "status", "reason", "history", "list", "cancel")
+
+
+def _stamped(builder: Callable[..., Command | None], kind: str) -> Callable[..., Command | None]:
+    """``builder``, whose ``Command`` carries ``kind`` and the backend's name
+    (for the metrics), without the backend having to say either."""
+
+    @functools.wraps(builder)
+    def build(self: Backend, *args: Any, **kwargs: Any) -> Command | None:
+        command = builder(self, *args, **kwargs)
+        if isinstance(command, Command) and not command.kind:
+            command = dataclasses.replace(command, kind=kind, backend=command.backend or self.name)
+        return command
+
+    return build
 
 
 class Backend(LoggingConfigurable):
@@ -147,6 +166,13 @@ class Backend(LoggingConfigurable):
                 raise ConfigError(f"{where}: {flag} is refused: {self.refused_directives[flag]}")
             options.append(option)
         return options
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for kind in COMMAND_KINDS:
+            builder = cls.__dict__.get(f"{kind}_command")
+            if builder is not None:
+                setattr(cls, f"{kind}_command", _stamped(builder, kind))
 
     # --- mechanics for subclasses --------------------------------------
     def program(self, name: str) -> str:

@@ -108,6 +108,11 @@ class Command:
     as_user: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    #: What the command is for (``submit``, ``status``, ``reason``, ``history``,
+    #: ``list``, ``cancel``) and the backend that built it: set by the ``Backend``
+    #: base on what its ``*_command`` builders return, read by the metrics only.
+    kind: str = field(default="", compare=False)
+    backend: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
