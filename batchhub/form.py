@@ -4,7 +4,7 @@
 (``Spawner.options_form``). It shows each enabled field with its limits
 next to it ("1-16 cores", with an en dash), the admin's profiles as choices, and an
 "Advanced" choice that shows the fields. Browser-side hints (min, max) only
-help the user; ``resources.parse_options`` is what decides.
+help the user; ``options.parse_options`` is what decides.
 """
 
 from __future__ import annotations
@@ -15,18 +15,9 @@ from typing import Any
 
 import jinja2
 
-from .resources import (
-    ADVANCED,
-    FIELDS,
-    NUMERIC_FIELDS,
-    OptionsError,
-    Range,
-    ResourceForm,
-    describe_request,
-    format_memory,
-    format_runtime,
-    resolve_values,
-)
+from .options import OptionsError, describe_request, resolve_values
+from .resources import ADVANCED, FIELDS, NUMERIC_FIELDS, Range, ResourceForm
+from .units import format_memory, format_runtime
 
 FORM_TEMPLATE = "form.html.j2"
 

@@ -1,20 +1,14 @@
-"""What a user may ask for, and the checks every request passes.
+"""What a user may ask for: the admin's resource form.
 
 ``ResourceForm`` holds the admin's choices (which fields the form shows,
 defaults, limits, queue and project choices, per-queue limits, named
 profiles) as traitlets, so a site configures it in ``jupyterhub_config.py``
-as ``c.ResourceForm.cores_max = 32``. ``parse_options`` turns whatever the
-user sent (the spawn form, ``opt-`` query parameters, or REST
-``user_options``) into a validated ``ResourceRequest`` or raises
-``OptionsError`` naming the field, the bad value and what is allowed.
-
-Every value that can end up in a scheduler directive is checked against a
-strict pattern here, so the backend never sees free text.
+as ``c.ResourceForm.cores_max = 32``. ``batchhub.options`` checks each
+request against it; ``batchhub.form`` shows it as HTML.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,168 +17,27 @@ from typing import Any
 from traitlets import Bool, Dict, Int, List, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from .jobs import BatchhubError, ConfigError, ResourceRequest
+from .jobs import ConfigError
+from .units import format_memory, format_runtime, parse_count, parse_memory, parse_runtime
 
 #: Every field the form knows, in the order the form shows them.
 FIELDS: tuple[str, ...] = ("queue", "project", "cores", "memory", "gpus", "runtime")
 NUMERIC_FIELDS: tuple[str, ...] = ("cores", "memory", "gpus", "runtime")
 #: The profile choice that shows the individual fields.
 ADVANCED = "advanced"
-#: Keys JupyterHub itself may leave in form data; never options.
-IGNORED_KEYS = frozenset({"_xsrf"})
 
 #: Queue, partition, project and account names: a letter or digit first (so
 #: a name can never look like a command-line option), then a small safe set.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
 PROFILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_INT = re.compile(r"\d+")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_MEMORY = re.compile(r"(\d+(?:\.\d+)?)(?:([MGT])(?:I?B)?)?", re.IGNORECASE)
-_MEMORY_UNIT_MB = {None: 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-_CLOCK = re.compile(r"(?:(\d{1,3})-)?(\d{1,4}):(\d{2})(?::(\d{2}))?")
-_DAY_HOURS = re.compile(r"(\d{1,3})-(\d{1,2})")
-_UNITS = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?(?:(\d{1,7})s)?", re.IGNORECASE)
-
-#: Far beyond any site's limits: a number above one of these is refused as
-#: too large before any arithmetic on it (which could overflow).
-MAX_COUNT = 999_999
-MAX_MEMORY_MB = 1024**4  # an exbibyte
-MAX_RUNTIME_S = 999 * 86400
 
 #: Between the ends of a range, as in "1\u201316 cores".
 DASH = "\u2013"
 FIELD_UNITS = {"cores": ("core", "cores"), "gpus": ("GPU", "GPUs")}
 
-
-class TooLarge(ValueError):
-    """A number beyond anything a job could have."""
-
-
-class OptionsError(BatchhubError):
-    """A user's resource request was refused.
-
-    The message names the field, the value and what is allowed; it is shown
-    on the spawn page as it is (JupyterHub escapes it).
-    """
-
-    def __init__(self, field: str, value: object, allowed: str, message: str | None = None) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(message or f"{field}: {shown(value)} is not allowed; {allowed}")
-
-
-def shown(value: object) -> str:
-    """A user's value as an error message may quote it: short, one line."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
-        # str() of an int of more than 4300 digits raises: say how long it is instead
-        return f"a number of about {int(math.log10(abs(value))) + 1} digits"
-    text = "" if value is None else str(value)
-    if len(text) > 40:
-        text = text[:40] + "..."
-    return repr(text) if text.isprintable() else ascii(text)
-
-
-# --- units ---------------------------------------------------------------
-def parse_memory(value: str | int | float) -> int:
-    """Megabytes from ``4G``, ``4GB``, ``4GiB``, ``512M``, ``1.5T`` or a
-    plain number of gigabytes (``4``, ``1.5``). Units are binary (1G =
-    1024M), as schedulers count them; a fraction of a megabyte rounds up."""
-    if isinstance(value, bool):
-        raise ValueError("not a size")
-    if isinstance(value, (int, float)):
-        number, unit_mb = value, 1024
-    else:
-        match = _MEMORY.fullmatch(value.strip())
-        if not match:
-            raise ValueError("not a size")
-        number, unit = float(match.group(1)), match.group(2)
-        unit_mb = _MEMORY_UNIT_MB[unit.upper() if unit else None]
-    if number != number or number <= 0:  # NaN, zero or negative
-        raise ValueError("not a positive size")
-    # compared before multiplying: 10**400 or 1e306 must not reach float arithmetic
-    if number > MAX_MEMORY_MB / unit_mb:
-        raise TooLarge(f"larger than {format_memory(MAX_MEMORY_MB)}")
-    return math.ceil(number * unit_mb)
-
-
-def format_memory(mb: int) -> str:
-    """The shortest exact way to write ``mb`` megabytes: ``4G``, ``1536M``."""
-    for unit, size in (("T", 1024 * 1024), ("G", 1024)):
-        if mb % size == 0:
-            return f"{mb // size}{unit}"
-    return f"{mb}M"
-
-
-def parse_runtime(value: str | int | float) -> int:
-    """Seconds from ``1:30:00`` (h:mm:ss), ``1:30`` (h:mm), ``1-00:00:00``
-    or ``1-12`` (days-hours), ``90m``, ``2h``, ``1h30m``, ``1d``, ``45s``,
-    or a plain number of hours (``2``, ``1.5``)."""
-    if isinstance(value, bool):
-        raise ValueError("not a duration")
-    if isinstance(value, (int, float)):
-        if value != value or value <= 0:  # NaN, zero or negative
-            raise ValueError("not a positive duration")
-        if value > MAX_RUNTIME_S / 3600:  # before multiplying: 10**400 must not reach a float
-            raise TooLarge(f"longer than {format_runtime(MAX_RUNTIME_S)}")
-        return math.ceil(value * 3600)
-    text = value.strip()
-    seconds: int | None = None
-    if _NUMBER.fullmatch(text):
-        return parse_runtime(float(text))  # a string of many digits is inf here: too large
-    if match := _CLOCK.fullmatch(text):
-        days, hours, minutes, secs = match.groups()
-        if int(minutes) >= 60 or (secs is not None and int(secs) >= 60):
-            raise ValueError("minutes and seconds go up to 59")
-        seconds = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(secs or 0)
-    elif match := _DAY_HOURS.fullmatch(text):
-        seconds = int(match.group(1)) * 86400 + int(match.group(2)) * 3600
-    elif text and (match := _UNITS.fullmatch(text.replace(" ", ""))):
-        days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-        seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
-    if not seconds or seconds <= 0:
-        raise ValueError("not a duration")
-    if seconds > MAX_RUNTIME_S:
-        raise TooLarge(f"longer than {format_runtime(MAX_RUNTIME_S)}")
-    return seconds
-
-
-def format_runtime(seconds: int) -> str:
-    """A short human duration: ``1h``, ``1h30m``, ``2d``, ``90s``."""
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
-
-
-def parse_count(value: str | int | float) -> int:
-    """A whole number from ``"4"`` or ``4`` (not ``4.5``, not ``True``)."""
-    if isinstance(value, bool):
-        raise ValueError("not a whole number")
-    if isinstance(value, float) and not value.is_integer():  # NaN and infinities too
-        raise ValueError("not a whole number")
-    if isinstance(value, str):
-        text = value.strip()
-        if not _INT.fullmatch(text):
-            raise ValueError("not a whole number")
-        if len(text.lstrip("0")) > len(str(MAX_COUNT)):  # before int(): no 5000-digit ints
-            raise TooLarge(f"more than {MAX_COUNT}")
-        value = int(text)
-    if value > MAX_COUNT:
-        raise TooLarge(f"more than {MAX_COUNT}")
-    return int(value)
-
-
-_PARSERS = {"cores": parse_count, "gpus": parse_count, "memory": parse_memory, "runtime": parse_runtime}
-_FORMATS = {"cores": str, "gpus": str, "memory": format_memory, "runtime": format_runtime}
-_HINTS = {
-    "cores": "a whole number",
-    "gpus": "a whole number",
-    "memory": "a size such as 4G or 512M (a plain number means GB)",
-    "runtime": "a time such as 2h, 90m, 1:30:00 or 1-00:00:00 (a plain number means hours)",
-}
+#: How each numeric field is read and written, in its base unit.
+PARSERS = {"cores": parse_count, "gpus": parse_count, "memory": parse_memory, "runtime": parse_runtime}
+FORMATS = {"cores": str, "gpus": str, "memory": format_memory, "runtime": format_runtime}
 
 
 # --- limits ----------------------------------------------------------------
@@ -200,7 +53,7 @@ class Range:
 
     def describe(self) -> str:
         """The range as the form shows it: ``1\u201316 cores``, ``256M\u201364G``."""
-        fmt = _FORMATS[self.field]
+        fmt = FORMATS[self.field]
         if self.field in FIELD_UNITS:
             word = FIELD_UNITS[self.field][self.high != 1]
             if self.low == self.high:
@@ -214,12 +67,7 @@ class Range:
         """The upper end as a message says it: ``16 cores``, ``1 GPU``, ``64G``."""
         if self.field in FIELD_UNITS:
             return f"{self.high} {FIELD_UNITS[self.field][self.high != 1]}"
-        return _FORMATS[self.field](self.high)
-
-    def check(self, value: int, shown: object) -> int:
-        if not self.low <= value <= self.high:
-            raise OptionsError(self.field, shown, f"choose {self.describe()}")
-        return value
+        return FORMATS[self.field](self.high)
 
 
 @dataclass(frozen=True)
@@ -365,7 +213,7 @@ class ResourceForm(LoggingConfigurable):
         raw.update(override)
         ranges = {}
         for field in NUMERIC_FIELDS:
-            parse = _PARSERS[field]
+            parse = PARSERS[field]
             try:
                 low, high = parse(raw[f"{field}_min"]), parse(raw[f"{field}_max"])
                 default_raw = raw[f"{field}_default"]
@@ -385,6 +233,9 @@ class ResourceForm(LoggingConfigurable):
     def profile_list(self) -> list[Profile]:
         """The configured profiles, checked: a bad profile is a ConfigError
         naming it, found the first time the form is shown or used."""
+        # the parsing builds on this module, so it is imported here, not at the top
+        from .options import OptionsError, resolve_values
+
         result = []
         seen: set[str] = set()
         for number, item in enumerate(self.profiles, 1):
@@ -409,169 +260,29 @@ class ResourceForm(LoggingConfigurable):
         return result
 
 
-# --- parsing ---------------------------------------------------------------
-def _scalar(key: str, value: object) -> str | int | float | None:
-    """One value from form data (a list of strings), a query or REST."""
-    if isinstance(value, (list, tuple)):
-        if len(value) > 1:
-            raise OptionsError(key, ", ".join(map(str, value)), "give one value")
-        value = value[0] if value else None
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise OptionsError(key, value, "give a single number or text")
-    if isinstance(value, str) and not value.isprintable():
-        raise OptionsError(key, value, "remove newlines, tabs and other control characters")
-    return value
+#: Names that moved to ``batchhub.options`` and ``batchhub.units``, still
+#: importable from here (``from batchhub.resources import parse_options``).
+_MOVED = {
+    "options": (
+        "IGNORED_KEYS",
+        "OptionsError",
+        "choose_profile",
+        "describe_request",
+        "normalize",
+        "options_from_form",
+        "parse_options",
+        "resolve_values",
+        "shown",
+    ),
+    "units": ("MAX_COUNT", "MAX_MEMORY_MB", "MAX_RUNTIME_S", "TooLarge"),
+}
 
 
-def normalize(raw: Mapping[str, Any] | None) -> dict[str, str | int | float]:
-    """The user's values, one scalar per known key, empty ones dropped.
+def __getattr__(name: str) -> Any:
+    # on demand: batchhub.options imports this module, so this one cannot import it first
+    for module, names in _MOVED.items():
+        if name in names:
+            import importlib
 
-    Unknown keys are refused (a typo must not silently fall back to a
-    default)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise OptionsError("options", type(raw).__name__, "send an object of field names and values")
-    result: dict[str, str | int | float] = {}
-    for key, value in raw.items():
-        if key in IGNORED_KEYS:
-            continue
-        if key not in FIELDS and key != "profile":
-            known = ", ".join(("profile", *FIELDS))
-            raise OptionsError("options", key, known, f"unknown option {shown(key)}; known options: {known}")
-        scalar = _scalar(key, value)
-        if scalar is not None:
-            result[key] = scalar
-    return result
-
-
-def _name(form: ResourceForm, field: str, value: object, from_user: bool) -> str | None:
-    choices = form.choices(field)
-    if value is None:
-        return form.default_name(field)
-    if from_user and field not in form.fields:
-        raise OptionsError(field, value, f"{form.label(field).lower()} cannot be chosen here")
-    text = str(value).strip()
-    if choices and text not in choices:
-        raise OptionsError(field, value, f"choose one of: {', '.join(choices)}")
-    if not NAME_PATTERN.fullmatch(text):
-        raise OptionsError(
-            field,
-            value,
-            "use up to 64 letters, digits, '_', '.', '@', '+' or '-', starting with a letter or digit",
-        )
-    return text
-
-
-def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: bool) -> ResourceRequest:
-    """A request from field values; ``from_user`` enforces the enabled
-    fields (profiles written by the admin may set any field)."""
-    queue = _name(form, "queue", values.get("queue"), from_user)
-    project = _name(form, "project", values.get("project"), from_user)
-    limits = form.limits(queue)
-    numbers: dict[str, int | None] = {}
-    for field in NUMERIC_FIELDS:
-        allowed = limits[field]
-        value = values.get(field)
-        if value is None:
-            numbers[field] = allowed.default
-            continue
-        if from_user and field not in form.fields:
-            raise OptionsError(field, value, f"{form.label(field).lower()} cannot be chosen here")
-        try:
-            parsed = _PARSERS[field](value)
-        except TooLarge:
-            raise OptionsError(
-                field,
-                value,
-                f"choose {allowed.describe()}",
-                f"{field}: {shown(value)} is too large; the most is {allowed.most()}",
-            ) from None
-        except ValueError:
-            raise OptionsError(field, value, f"give {_HINTS[field]}, in {allowed.describe()}") from None
-        numbers[field] = allowed.check(parsed, value)
-    return ResourceRequest(
-        cores=int(numbers["cores"] or 0),
-        memory_mb=numbers["memory"],
-        gpus=int(numbers["gpus"] or 0),
-        runtime_s=numbers["runtime"],
-        queue=queue,
-        project=project,
-    )
-
-
-def choose_profile(form: ResourceForm, values: Mapping[str, Any]) -> Profile | None:
-    """The profile a request selects, or ``None`` for the individual fields."""
-    profiles = form.profile_list()
-    name = values.get("profile")
-    if not profiles:
-        if name is not None and name != ADVANCED:
-            raise OptionsError("profile", name, "this site offers no profiles; set the fields instead")
-        return None
-    if name is None:
-        given = [f for f in FIELDS if f in values]
-        if given and form.allow_advanced:
-            return None  # REST callers may send fields alone
-        if given:
-            raise OptionsError(given[0], values[given[0]], "choose a profile; this site has no custom values")
-        return profiles[0]
-    if name == ADVANCED:
-        if not form.allow_advanced:
-            raise OptionsError("profile", name, f"choose one of: {', '.join(p.name for p in profiles)}")
-        return None
-    for profile in profiles:
-        if profile.name == name:
-            given = [f for f in FIELDS if f in values]
-            if given:
-                raise OptionsError(
-                    given[0],
-                    values[given[0]],
-                    f"profile {profile.display_name!r} sets the resources; "
-                    f"choose {ADVANCED!r} to set them yourself",
-                )
-            return profile
-    allowed = [p.name for p in profiles] + ([ADVANCED] if form.allow_advanced else [])
-    raise OptionsError("profile", name, f"choose one of: {', '.join(allowed)}")
-
-
-def parse_options(form: ResourceForm, raw: Mapping[str, Any] | None) -> ResourceRequest:
-    """Validate what a user sent and return the request to submit.
-
-    ``raw`` may be the spawn form's data (lists of strings), ``opt-`` query
-    parameters (the same, with the prefix already removed by JupyterHub) or
-    REST ``user_options`` (plain numbers and strings). Raises
-    ``OptionsError`` for anything not allowed and ``ConfigError`` when the
-    site's own settings are inconsistent.
-    """
-    values = normalize(raw)
-    profile = choose_profile(form, values)
-    if profile is not None:
-        return resolve_values(form, profile.values, from_user=False)
-    return resolve_values(form, values, from_user=True)
-
-
-def options_from_form(form: ResourceForm, formdata: Mapping[str, Any]) -> dict[str, str | int | float]:
-    """What the spawner stores as ``user_options`` for a form submission:
-    validated now (so errors show on the form), kept as plain scalars."""
-    values = normalize(formdata)
-    parse_options(form, values)
-    return values
-
-
-def describe_request(request: ResourceRequest) -> str:
-    """A one-line summary for progress messages: ``2 cores, 4G, 1 GPU, 2h on gpu``."""
-    parts = [f"{request.cores} core{'s' if request.cores != 1 else ''}"]
-    if request.memory_mb:
-        parts.append(format_memory(request.memory_mb))
-    if request.gpus:
-        parts.append(f"{request.gpus} GPU{'s' if request.gpus != 1 else ''}")
-    if request.runtime_s:
-        parts.append(format_runtime(request.runtime_s))
-    text = ", ".join(parts)
-    if request.queue:
-        text += f" on {request.queue}"
-    if request.project:
-        text += f" for {request.project}"
-    return text
+            return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,8 @@ import pytest
 
 from batchhub.form import render_form
 from batchhub.jobs import ConfigError
-from batchhub.resources import ResourceForm, parse_options
+from batchhub.options import parse_options
+from batchhub.resources import ResourceForm
 
 VOID = {"input", "br", "meta", "img", "hr", "link"}
 

@@ -61,7 +61,8 @@ from tornado.web import HTTPError
 from traitlets.config import Config
 
 from batchhub.jobs import Command, CommandResult, ResourceRequest
-from batchhub.resources import NAME_PATTERN, OptionsError, Range, ResourceForm, shown
+from batchhub.options import OptionsError, shown
+from batchhub.resources import NAME_PATTERN, Range, ResourceForm
 from batchhub.spawner import BatchSpawner, SpawnException
 from batchhub.testing import missing
 from batchhub.testing.polling import shared_runner, stop_monitors

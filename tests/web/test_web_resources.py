@@ -7,18 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchhub.jobs import BatchhubError, ConfigError, ResourceRequest
-from batchhub.resources import (
-    NAME_PATTERN,
-    OptionsError,
-    ResourceForm,
-    describe_request,
-    format_memory,
-    format_runtime,
-    options_from_form,
-    parse_memory,
-    parse_options,
-    parse_runtime,
-)
+from batchhub.options import OptionsError, describe_request, options_from_form, parse_options
+from batchhub.resources import NAME_PATTERN, ResourceForm
+from batchhub.units import format_memory, format_runtime, parse_memory, parse_runtime
 
 GPU_PROFILE = {
     "name": "gpu",
