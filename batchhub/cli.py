@@ -26,6 +26,7 @@ from . import resources, template
 from .jobs import BatchhubError, ConfigError, JobSpec
 from .plugins import get_registry
 from .runner import CommandRunner
+from .site_settings import hub_config, site_settings
 from .sweeper import Sweeper
 
 
@@ -59,13 +60,23 @@ def parse_option_args(args: Sequence[str]) -> dict[str, str]:
     return options
 
 
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows in columns as wide as their widest cell; the last column as it is."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
     registry = get_registry()
+    rows = [("NAME", "CLASS", "DESCRIPTION")]
     for name, cls in registry.backends.items():
         doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:10} {cls.__module__}.{cls.__qualname__}  {doc[0] if doc else ''}")
+        rows.append((name, f"{cls.__module__}.{cls.__qualname__}", doc[0] if doc else ""))
     for name, error in registry.broken.items():
-        print(f"{name:10} BROKEN: {error}")
+        rows.append((name, "BROKEN", error))
+    print_table(rows)
     return 1 if registry.broken and not registry.backends else 0
 
 
@@ -91,14 +102,34 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 async def _check(backend_name: str, config: Config) -> tuple[bool, str]:
-    backend = get_registry().backend_class(backend_name)(config=config)
+    cls = get_registry().backend_class(backend_name)
+    local = site_settings(backend_name).local
+    if local:  # no scheduler: check the backend as the demo runs it, under the site's own config
+        merged = Config(hub_config(backend_name, site_settings(backend_name)))
+        merged.merge(config)
+        config = merged
+    backend = cls(config=config)
     runner = CommandRunner(config=config)
     command = backend.status_command(["1"])
     result = await runner.run(command)
+    if result.returncode == 127 and not result.timed_out:
+        program = command.argv[0]
+        names = [name for name in backend.program_names if backend.program(name) == program]
+        where = f"c.{cls.__name__}.programs = {{{names[0]!r}: '/path/to/{names[0]}'}}" if names else ""
+        return False, (
+            f"{backend_name}: cannot run {program}: it is not installed on this host (or not on PATH); "
+            "install the scheduler's client programs here"
+            + (f", or give their paths, as in {where}" if where else "")
+        )
     try:
         backend.parse_status(result, ["1"])
     except BatchhubError as exc:
         return False, f"{backend_name}: `{command}` failed: {exc}"
+    if local:
+        return True, (
+            f"{backend_name}: runs jobs as local processes, with no scheduler to reach; "
+            f"its status query answered in {result.duration:.2f} s"
+        )
     return True, f"{backend_name}: the scheduler answered `{command}` in {result.duration:.2f} s"
 
 
@@ -147,9 +178,7 @@ async def _jobs(args: argparse.Namespace, config: Config) -> int:
     shown = [job for job in jobs if not (args.orphans and job.job_id in known)]
     rows = [("JOB", "OWNER", "STATE", "KNOWN", "NAME")]
     rows += [(j.job_id, j.owner, j.state.name, "yes" if j.job_id in known else "no", j.name) for j in shown]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    print_table(rows)
     what = (
         "orphans (jobs with this hub's tag that no server knows)"
         if args.orphans
@@ -197,6 +226,10 @@ def demo_backend_help() -> str:
     return f"the backend: one of {installed} ({default})"
 
 
+#: What ``batchhub render --help`` shows; it works on a default config.
+RENDER_EXAMPLE = "batchhub render --backend slurm cores=2 memory=4G runtime=2h"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="batchhub", description="JupyterHub servers as batch jobs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,13 +237,24 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("backends", help="list installed backends and plugins that failed to load")
     s.set_defaults(func=cmd_backends)
 
-    s = sub.add_parser("render", help="print the job script for given options")
+    s = sub.add_parser(
+        "render",
+        help="print the job script for given options",
+        description="Print the job script a user's options would give, as the hub would submit it.",
+        epilog=f"example (with the default c.ResourceForm: cores, memory and runtime):\n  {RENDER_EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("--backend", required=True)
     s.add_argument("-f", "--config", help="a jupyterhub_config.py to read options from")
     s.add_argument("--user", default="alice", help="user name for the script (default alice)")
     s.add_argument("--workdir", help="private per-server directory (default ~user/.batchhub/default)")
     s.add_argument("--template", help="a job-script template file replacing the default")
-    s.add_argument("option", nargs="*", help="resource options such as cores=2 memory=4G gpus=1 runtime=2h")
+    s.add_argument(
+        "option",
+        nargs="*",
+        help="resource options as name=value: cores=2 memory=4G runtime=2h, and gpus=1 queue=NAME "
+        "project=NAME where c.ResourceForm.fields offers them",
+    )
     s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("check", help="run one status query: is the scheduler reachable?")

@@ -85,3 +85,45 @@ def test_the_installed_command_shows_no_traceback(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_backends_prints_aligned_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "CLASS", "DESCRIPTION"]
+    assert {"fake", "sge", "slurm"} <= {row.split()[0] for row in rows}
+    for column in ("CLASS", "DESCRIPTION"):
+        start = header.index(column)
+        for row in rows:  # each cell starts where its heading does, after a gap
+            assert row[start - 2 : start] == "  " and row[start] != " ", (column, out)
+
+
+def test_the_render_help_example_works_on_a_default_config(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    help_text = capsys.readouterr().out
+    examples = [
+        line.split() for line in help_text.splitlines() if line.strip().startswith("batchhub render ")
+    ]
+    assert examples, help_text
+    for example in examples:
+        code, out, err = run(capsys, *example[1:])
+        assert code == 0, f"{' '.join(example)}: {err}"
+        assert out.startswith("#!")
+
+
+def test_check_on_the_backend_without_a_scheduler_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "check", "--backend", "fake")
+    assert code == 0, out + err
+    assert out.strip().startswith("fake: runs jobs as local processes, with no scheduler to reach")
+
+
+def test_check_names_a_missing_scheduler_program(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text("c = get_config()\nc.SGEBackend.programs = {'qstat': '/nonexistent/qstat'}\n")
+    code, out, _ = run(capsys, "check", "--backend", "sge", "-f", str(config))
+    assert code == 1
+    assert out.startswith("sge: cannot run /nonexistent/qstat: it is not installed on this host")
+    assert "c.SGEBackend.programs = {'qstat': '/path/to/qstat'}" in out
+    assert len(out.strip().splitlines()) == 1, out
