@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, metrics
 from .backend import Backend
 from .jobs import ConfigError
 
@@ -30,6 +30,7 @@ class PluginRegistry:
         self.broken: dict[str, str] = {}
         self._backends: dict[str, type[Backend]] | None = None
         if load_entry_points:
+            self.pm.register(metrics, name="batchhub.metrics")  # the core's own job-event observer
             self._load_entry_points()
 
     def _load_entry_points(self) -> None:

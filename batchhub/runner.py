@@ -22,6 +22,7 @@ from typing import Any
 from traitlets import Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from . import metrics
 from .jobs import Command, CommandResult, ConfigError
 
 #: POSIX-portable user names: what ``useradd`` accepts by default.
@@ -180,6 +181,11 @@ class CommandRunner(LoggingConfigurable):
         """Run one command to completion. Never raises for the program's
         failure: a missing program, a non-zero exit or a timeout all come
         back as a ``CommandResult`` the caller can judge."""
+        result = await self._run(command)
+        metrics.command_ran(result)
+        return result
+
+    async def _run(self, command: Command) -> CommandResult:
         argv = self.argv_for(command)
         timeout = command.timeout or self.default_timeout
         async with self._slots:

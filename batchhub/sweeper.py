@@ -66,6 +66,9 @@ class Sweeper:
         #: Names a lost submission is being looked for under: never orphans meanwhile.
         self.searching: set[str] = set()
         self._suspects: set[str] = set()  # orphans of the last pass: reported once seen twice
+        #: The latest pass whose listing succeeded, and the orphans cancelled so far (for the metrics).
+        self.last_report: SweepReport | None = None
+        self.orphans_cancelled = 0
         self._listing: asyncio.Task[list[TaggedJob] | None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -150,7 +153,7 @@ class Sweeper:
         cancelled = []
         for job in jobs:  # one command per owner would do; strays are rare
             result = await self.runner.run(self.backend.cancel_command([job.job_id], job.owner))
-            outcome = self.backend.parse_cancel(result, [job.job_id]).get(job.job_id, CancelOutcome.FAILED)
+            outcome = self.backend.read_cancel(result, [job.job_id])[job.job_id]
             if outcome in (CancelOutcome.REQUESTED, CancelOutcome.ALREADY_GONE):
                 log.warning("cancelled job %s (%s) of %s: %s", job.job_id, job.name, job.owner, outcome.value)
                 cancelled.append(job.job_id)
@@ -192,6 +195,8 @@ class Sweeper:
         if self.cancel_orphans and report.orphans:
             report.cancelled = await self.cancel(report.orphans)
             self._suspects -= set(report.cancelled)
+            self.orphans_cancelled += len(report.cancelled)
+        self.last_report = report
         return report
 
     # --- the loop -----------------------------------------------------------------
