@@ -27,7 +27,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from traitlets import Float, Int
+from traitlets.config import LoggingConfigurable
 
 from .aio import wait_event
 from .backend import Backend
@@ -57,35 +60,56 @@ class Tracked:
     cancelling: bool = False  # a cancel was sent: absence means it is gone
 
 
-class JobMonitor:
-    """Tracks live jobs of one backend with batched status queries."""
+class JobMonitor(LoggingConfigurable):
+    """Tracks live jobs of one backend with batched status queries.
+
+    A configurable, so a site tunes it as ``c.JobMonitor.interval = 60``;
+    the hub builds one per backend in ``batchhub.shared``. Tests pass the
+    traits as keywords, and a ``clock`` and ``rng`` of their own.
+    """
+
+    interval = Float(30.0, help="Seconds between the shared status queries while no spawn is waiting.").tag(
+        config=True
+    )
+    fast_interval = Float(
+        2.0, help="Seconds between status queries while some spawn is waiting for its job."
+    ).tag(config=True)
+    jitter = Float(
+        0.1,
+        help="Fraction by which each delay varies at random, so hubs sharing a scheduler do not "
+        "query in lock-step.",
+    ).tag(config=True)
+    lost_after = Int(
+        3,
+        help="Consecutive successful status answers without a job before it counts as lost "
+        "(failed queries never count).",
+    ).tag(config=True)
+    max_backoff = Float(
+        300.0, help="Longest delay between queries after failed ones (each failure doubles it)."
+    ).tag(config=True)
+    coalesce = Float(
+        0.2,
+        help="Seconds an early tick (a submission, a port report, a cancel) waits for more of "
+        "them, so a burst shares one status query.",
+    ).tag(config=True)
+    parse_in_thread_bytes = Int(
+        64 * 1024,
+        help="Status answers at least this long are parsed in a worker thread, so a busy "
+        "cluster's listing does not stall the hub's event loop.",
+    ).tag(config=True)
 
     def __init__(
         self,
         backend: Backend,
         runner: Runner,
         *,
-        interval: float = 30.0,
-        fast_interval: float = 2.0,
-        jitter: float = 0.1,
-        lost_after: int = 3,
-        max_backoff: float = 300.0,
-        coalesce: float = 0.2,
-        parse_in_thread_bytes: int = 64 * 1024,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        **traits: Any,
     ) -> None:
+        super().__init__(**traits)
         self.backend = backend
         self.runner = runner
-        self.interval = interval
-        self.fast_interval = fast_interval
-        self.jitter = jitter
-        self.lost_after = lost_after
-        self.max_backoff = max_backoff
-        #: Seconds an early tick waits for more pokes, so a burst shares it.
-        self.coalesce = coalesce
-        #: Answers at least this long are parsed in a worker thread.
-        self.parse_in_thread_bytes = parse_in_thread_bytes
         self.clock = clock
         self.rng = rng or random.Random()
         self.jobs: dict[str, Tracked] = {}
