@@ -10,13 +10,10 @@ chosen by ``c.BatchSpawner.backend``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
 import html
 import os
 import pwd
-import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,81 +22,31 @@ import jupyterhub
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
-from tornado.web import HTTPError
 from traitlets import Any as AnyTrait
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from . import form as options_form
-from . import readiness, resources, template
-from .aio import wait_event
+from . import options, readiness, resources, shared, template, workdir
 from .backend import Backend
 from .callback import Refusal  # importing it registers the port-report route with the hub
 from .controller import JobController, SpawnFailed
 from .events import JobEvent
+from .hub_compat import HUB_MAJOR, SpawnException
 from .jobs import BatchhubError, Command, ConfigError, JobSpec, ResourceRequest, SubmitError
 from .lifecycle import Phase
-from .monitor import JobMonitor
 from .plugins import get_registry
+from .progress import SpawnProgress
 from .runner import AccountRefused, CommandRunner
-from .sweeper import Sweeper
+from .shared import Shared as _Shared  # noqa: F401  (the old name, used by batchhub.testing and bench)
+from .startup_check import check_when_hub_starts
+from .workdir import NAME_MAX, server_dir_name
 
-try:  # JupyterHub >= 6: a clean failure page with the message, no traceback
-    from jupyterhub.spawner import SpawnException as _HubSpawnException
-except ImportError:  # JupyterHub 5
-
-    class _HubSpawnException(HTTPError):  # type: ignore[no-redef]
-        def __init__(self, message: str, *, reason: str = "", status_code: int = 400, **_: Any) -> None:
-            super().__init__(status_code, log_message=message, reason=reason or None)
-
-
-class SpawnException(_HubSpawnException):
-    """A spawn failure whose message the user sees exactly as written (the
-    hub shows ``jupyterhub_message`` on the spawn page and in the progress
-    stream, instead of the exception's repr)."""
-
-    def __init__(self, message: str, *, reason: str, status_code: int = 500, **kw: Any) -> None:
-        super().__init__(message, reason=reason, status_code=status_code, **kw)
-        self.jupyterhub_message = message
-
-
-_HUB_MAJOR = int(jupyterhub.__version__.split(".")[0])
-
-#: Variables from JupyterHub's get_env() that are secrets: they reach the
-#: job only through the private token file, never its environment or script.
-SECRET_ENV = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
-
-#: Progress percentages by phase, for the spawn page's bar.
-PROGRESS = {Phase.SUBMITTING: 10, Phase.QUEUED: 30, Phase.STARTING: 60, Phase.READY: 95}
-
-
-#: Characters a server's directory name may hold as they are.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-#: Longest file name most file systems take (bytes; the names here are ASCII).
-NAME_MAX = 255
-
-
-def server_dir_name(name: str) -> str:
-    """The ``{server}`` of ``workdir_template``: ``default`` for the default
-    server, a named server's own name where it is a plain file name, else
-    the name escaped plus a digest of it.
-
-    Injective: two different server names never share a directory. A plain
-    name (letters, digits, ``_ . -``; not ``default``, not starting with a
-    dot) is its own directory. Any other name becomes its UTF-8 bytes with
-    each byte outside that set (and a leading dot) written ``+hh``, then
-    ``-+`` and 8 hex digits of its SHA-256: a plain name never holds ``+``
-    and the escaping can be undone, so no two names meet ("a b" is
-    ``a+20b-+c8687a08``, the default-named one ``default-+37a8eec1``), and
-    no name reaches outside (".." or "a/b", which JupyterHub 5 allows)."""
-    if not name:
-        return "default"
-    if _PLAIN_NAME.fullmatch(name) and name != "default" and not name.startswith("."):
-        return name
-    raw = name.encode("utf-8", "surrogatepass")
-    kept = [bool(_PLAIN_NAME.fullmatch(chr(byte))) for byte in raw]
-    kept[0] = kept[0] and raw[:1] != b"."  # never a hidden directory, never ".."
-    body = "".join(chr(byte) if keep else f"+{byte:02x}" for byte, keep in zip(raw, kept, strict=True))
-    return f"{body}-+{hashlib.sha256(raw).hexdigest()[:8]}"
+#: Deprecated BatchSpawner options and the JobMonitor trait each one sets.
+LEGACY_MONITOR_OPTIONS = {
+    "monitor_interval": "interval",
+    "monitor_fast_interval": "fast_interval",
+    "monitor_lost_after": "lost_after",
+}
 
 
 def _only(request: ResourceRequest, field: str) -> ResourceRequest:
@@ -107,22 +54,14 @@ def _only(request: ResourceRequest, field: str) -> ResourceRequest:
     return dataclasses.replace(request, **{f: None for f in ("queue", "project") if f != field})
 
 
-class _Shared:
-    """Per-hub singletons: one runner, and one monitor and one sweeper per backend."""
-
-    runner: CommandRunner | None = None
-    monitors: dict[str, JobMonitor] = {}
-    sweepers: dict[str, Sweeper] = {}
-
-
 class BatchSpawner(Spawner):
     """Starts each server as a batch job through a batchhub backend."""
 
     backend = Unicode(
-        "fake",
-        help="Name of the scheduler backend: 'sge', 'slurm', 'fake' or one a plugin registers "
-        "(`batchhub backends` lists them). Configure the backend on its own class, e.g. "
-        "c.SGEBackend.pe = 'smp'.",
+        "",
+        help="Name of the scheduler backend, required: one an installed plugin registers "
+        "(`batchhub backends` lists them), e.g. c.BatchSpawner.backend = 'slurm'. The hub refuses "
+        "to start without one. Configure the backend on its own class, e.g. c.SGEBackend.pe = 'smp'.",
     ).tag(config=True)
 
     job_template = Unicode(
@@ -181,17 +120,15 @@ class BatchSpawner(Spawner):
         "read). With a sudo prefix, 'env' needs env_keep for JUPYTERHUB_API_TOKEN.",
     ).tag(config=True)
 
-    monitor_interval = Float(
-        30.0, help="Seconds between the shared status queries while no spawn is waiting."
-    ).tag(config=True)
+    monitor_interval = Float(None, allow_none=True, help="Deprecated: use c.JobMonitor.interval.").tag(
+        config=True
+    )
     monitor_fast_interval = Float(
-        2.0, help="Seconds between status queries while some spawn is waiting for its job."
+        None, allow_none=True, help="Deprecated: use c.JobMonitor.fast_interval."
     ).tag(config=True)
-    monitor_lost_after = Int(
-        3,
-        help="Consecutive successful status answers without a job before it counts as lost "
-        "(failed queries never count).",
-    ).tag(config=True)
+    monitor_lost_after = Int(None, allow_none=True, help="Deprecated: use c.JobMonitor.lost_after.").tag(
+        config=True
+    )
 
     report_hold = Float(
         8.0,
@@ -274,11 +211,9 @@ class BatchSpawner(Spawner):
         self.resource_form = resources.ResourceForm(parent=self)
         self._controller: JobController | None = None
         self._saved_state: dict[str, Any] = {}
-        self._progress_log: list[dict[str, Any]] = []
-        self._progress_changed = asyncio.Event()
+        self._progress = SpawnProgress()
         #: This start's own id: in its job's name and its token file's name.
         self._submission = secrets.token_hex(4)
-        self._noted_running = False
         #: Word for the user about how the last server ended (a hub restart
         #: cancelled its start), shown atop the form until the next start.
         self._notice = ""
@@ -287,39 +222,54 @@ class BatchSpawner(Spawner):
     def backend_impl(self) -> Backend:
         return self.controller.backend
 
+    def check_config(self) -> type[Backend]:
+        """The configured backend's class, or a ``ConfigError`` saying what
+        to set. Run when the hub starts (``batchhub.startup_check``) and
+        again by the first spawn."""
+        registry = get_registry()
+        if not self.backend:
+            installed = ", ".join(registry.backends) or "none"
+            raise ConfigError(
+                f"No batchhub backend is set. Installed backends: {installed}. Set one in "
+                "jupyterhub_config.py: c.BatchSpawner.backend = '<name>'."
+            )
+        backend_class = registry.backend_class(self.backend)
+        if self.token_delivery == "env" and not backend_class.private_job_env:
+            raise ConfigError(
+                f"c.BatchSpawner.token_delivery = 'env' is refused for the {self.backend!r} backend: "
+                "it does not declare private job environments (any user may read a job's "
+                "environment there). Use 'file'."
+            )
+        return backend_class
+
     @property
     def controller(self) -> JobController:
         if self._controller is None:
-            registry = get_registry()
-            backend = registry.backend_class(self.backend)(config=self.config, log=self.log)
-            if _Shared.runner is None:
-                _Shared.runner = CommandRunner(config=self.config, log=self.log)
-            monitor = _Shared.monitors.get(self.backend)
-            if monitor is None:
-                monitor = _Shared.monitors[self.backend] = JobMonitor(
-                    backend,
-                    _Shared.runner,
-                    interval=self.monitor_interval,
-                    fast_interval=self.monitor_fast_interval,
-                    lost_after=self.monitor_lost_after,
-                )
-            sweeper = _Shared.sweepers.get(self.backend)
-            if sweeper is None:
-                sweeper = _Shared.sweepers[self.backend] = Sweeper(
-                    backend,
-                    _Shared.runner,
-                    known=self._known_job_ids,
-                    interval=self.orphan_check_interval,
-                    cancel_orphans=self.cancel_orphans,
-                )
+            try:
+                backend_class = self.check_config()
+            except ConfigError as exc:  # the hub checked at start-up; its config may have changed since
+                raise self._config_failure(exc) from None
+            backend = backend_class(config=self.config, log=self.log)
+            legacy = {
+                trait: (f"c.BatchSpawner.{old}", getattr(self, old))
+                for old, trait in LEGACY_MONITOR_OPTIONS.items()
+                if getattr(self, old) is not None
+            }
             self._controller = JobController(
                 backend,
-                _Shared.runner,
-                monitor,
+                shared.runner(self.config, self.log),
+                shared.monitor(backend, self.config, self.log, legacy),
                 username=self.user.name,
                 server_name=self.name,
                 on_event=self._job_event,
-                sweeper=sweeper,
+                sweeper=shared.sweeper(
+                    backend,
+                    self.config,
+                    self.log,
+                    known=self._known_job_ids,
+                    interval=self.orphan_check_interval,
+                    cancel_orphans=self.cancel_orphans,
+                ),
                 uncertain_wait=self.uncertain_wait,
             )
             if self._saved_state:
@@ -329,11 +279,18 @@ class BatchSpawner(Spawner):
             self._controller.sweeper.start()
         return self._controller
 
+    def _config_failure(self, exc: ConfigError) -> SpawnException:
+        """The site's configuration is wrong: log it, and tell the user to tell the admins."""
+        self.log.error("batchhub configuration error for %s: %s", self._log_name, exc)
+        return SpawnException(
+            f"The hub's batch configuration is wrong, please tell the admins: {exc}", reason="config"
+        )
+
     def _known_job_ids(self) -> set[str]:
         """Ids of the jobs some server of this hub knows: tracked by a
         monitor, or saved in the hub's database (a stopped server's state
         keeps none). The orphan sweep leaves these alone."""
-        ids = {job_id for monitor in _Shared.monitors.values() for job_id in monitor.jobs}
+        ids = shared.tracked_job_ids()
         session = object_session(self.orm_spawner) if self.orm_spawner is not None else None
         if session is not None:
             for (state,) in session.query(orm.Spawner.state):
@@ -346,19 +303,7 @@ class BatchSpawner(Spawner):
         self.log.info(
             "batchhub %s job %s for %s: %s", event.kind, event.job_id, self._log_name, event.message
         )
-        lc = self.controller.lifecycle
-        if event.kind == "submitted":
-            self._note_progress(
-                Phase.QUEUED,
-                f"Job {event.job_id} submitted to {self.backend}, queued: waiting for the scheduler",
-            )
-        elif lc.phase is Phase.STARTING and lc.port is None:
-            self._note_progress(lc.phase, f"{lc.message}; waiting for the server to start")
-        elif lc.phase.waiting or lc.phase is Phase.READY:
-            if lc.phase is Phase.READY and not self._noted_running:
-                # the port came before the scheduler's word: still say where it runs
-                self._note_progress(Phase.STARTING, f"Job {lc.job_id} running on {lc.host}")
-            self._note_progress(lc.phase, lc.message)
+        self._progress.note_event(event, self.controller.lifecycle)
         get_registry().hook.batchhub_job_event(event=event)
 
     # --- the form -----------------------------------------------------
@@ -370,7 +315,7 @@ class BatchSpawner(Spawner):
         return form
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        return resources.options_from_form(self.resource_form, formdata)
+        return options.options_from_form(self.resource_form, formdata)
 
     def accepted_request(self) -> ResourceRequest:
         """The validated request, also checked against the backend's own
@@ -411,8 +356,8 @@ class BatchSpawner(Spawner):
     def resource_request(self) -> ResourceRequest:
         """The validated request from ``user_options`` (form, ``opt-``
         query parameters or REST body alike)."""
-        options = self.user_options or {}
-        if "user_options" in options and _HUB_MAJOR < 6:
+        user_options = self.user_options or {}
+        if "user_options" in user_options and HUB_MAJOR < 6:
             # a request written for JupyterHub 6 ({"user_options": {...}}) sent to 5
             raise SpawnException(
                 f"Your resource request was refused: JupyterHub {jupyterhub.__version__} takes the "
@@ -421,7 +366,7 @@ class BatchSpawner(Spawner):
                 status_code=400,
             )
         try:
-            return resources.parse_options(self.resource_form, options)
+            return options.parse_options(self.resource_form, user_options)
         except BatchhubError as exc:
             raise SpawnException(
                 f"Your resource request was refused: {exc}", reason="bad_options", status_code=400
@@ -464,32 +409,20 @@ class BatchSpawner(Spawner):
 
     def job_env(self) -> dict[str, str]:
         """The job's environment, secrets removed (they travel in the token file)."""
-        env = {k: v for k, v in self.get_env().items() if k not in SECRET_ENV}
-        env.pop("PATH", None)  # the node's own PATH, not the hub's
-        return env
+        return workdir.job_env(self.get_env())
 
-    def _check_token_delivery(self) -> None:
-        if self.token_delivery == "env" and not getattr(self.backend_impl, "private_job_env", False):
-            raise ConfigError(
-                f"c.BatchSpawner.token_delivery = 'env' is refused for the {self.backend!r} backend: "
-                "its job environments are not private to the job's owner. Use 'file'."
-            )
+    def token_path(self, workdir_path: str) -> str:
+        """This submission's own token file."""
+        return workdir.token_path(workdir_path, self._submission)
 
-    def token_path(self, workdir: str) -> str:
-        """This submission's own token file: a job of an earlier submission
-        (one whose answer was lost, say) can never read this one's token."""
-        return f"{workdir}/token.{self._submission}"
+    def _token_file(self, workdir_path: str) -> str | None:
+        return None if self.token_delivery == "env" else self.token_path(workdir_path)
 
-    def launcher_argv(self, workdir: str) -> list[str]:
+    def launcher_argv(self, workdir_path: str) -> list[str]:
         """How the job script starts the launcher (the server command follows)."""
-        if self.token_delivery == "env":
-            return [self.launcher, "--token-env", *self._report_timeout(), "--"]
-        return [self.launcher, "--token-file", self.token_path(workdir), *self._report_timeout(), "--"]
-
-    def _report_timeout(self) -> list[str]:
-        # the server keeps trying to report its port as long as the spawn may wait:
-        # the hub holds reports (503) while the scheduler cannot confirm the job runs
-        return ["--report-timeout", f"{max(30.0, float(self.start_timeout)):g}"]
+        # the server reports its port for as long as the spawn may wait
+        report_timeout = max(30.0, float(self.start_timeout))
+        return workdir.launcher_argv(self.launcher, self._token_file(workdir_path), report_timeout)
 
     def build_spec(self, resources_request: ResourceRequest) -> JobSpec:
         workdir = self.workdir()
@@ -519,21 +452,11 @@ class BatchSpawner(Spawner):
     async def prepare_workdir(self, spec: JobSpec) -> None:
         """Create the private directory as the user and, in file mode, the
         token file in it; the token goes on stdin, never on a command line."""
-        # the last job's output and error files go, so a failure shows this job's errors only
-        # (earlier submissions' token files go as the new one is written: see the launcher)
-        clean = Command(("rm", "-f", spec.output_path, spec.error_path), as_user=self.user.name, timeout=30)
-        if self.token_delivery == "env":
-            command = Command(("mkdir", "-p", "-m", "0700", spec.workdir), as_user=self.user.name, timeout=30)
-        else:
-            command = Command(
-                (self.launcher, "--write-token-file", self.token_path(spec.workdir)),
-                stdin=self.api_token,
-                as_user=self.user.name,
-                timeout=30,
-            )
-        result = await self.controller.runner.run(command)
+        runner = self.controller.runner
+        prepare = workdir.prepare_command(spec, self.launcher, self._token_file(spec.workdir), self.api_token)
+        result = await runner.run(prepare)
         if result.ok:
-            await self.controller.runner.run(clean)
+            await runner.run(workdir.clean_command(spec))
         if not result.ok:
             raise SpawnException(
                 "Could not prepare your job's private directory "
@@ -548,27 +471,21 @@ class BatchSpawner(Spawner):
 
     async def start(self) -> tuple[str, int]:
         self._submission = secrets.token_hex(4)
-        self._progress_log = []
-        self._noted_running = False
+        self._progress.reset()
         self._notice = ""  # told once; this start is the user's answer to it
-        self._note_progress(Phase.SUBMITTING, "Checking your resource request")
+        self._progress.note(Phase.SUBMITTING, "Checking your resource request")
         controller = self.controller
         request = self.resource_request()
         try:
-            self._check_token_delivery()
             spec = self.build_spec(request)
             script = self.render_script(spec)
         except SubmitError as exc:  # a site plugin refused the job
             raise SpawnException(str(exc), reason="refused", status_code=400) from None
-        except ConfigError as exc:  # the site's configuration: tell the user to tell the admins
-            self.log.error("batchhub configuration error for %s: %s", self._log_name, exc)
-            raise SpawnException(
-                f"The hub's batch configuration is wrong, please tell the admins: {exc}", reason="config"
-            ) from None
+        except ConfigError as exc:
+            raise self._config_failure(exc) from None
         await self.prepare_workdir(spec)
-        self._note_progress(
-            Phase.SUBMITTING,
-            f"Submitting a job for {resources.describe_request(request)} to {self.backend}",
+        self._progress.note(
+            Phase.SUBMITTING, f"Submitting a job for {options.describe_request(request)} to {self.backend}"
         )
         try:
             await controller.submit(spec, script, self.submit_env())
@@ -703,30 +620,17 @@ class BatchSpawner(Spawner):
             self._controller.lifecycle = type(self._controller.lifecycle)()
 
     # --- progress -----------------------------------------------------
-    def _note_progress(self, phase: Phase, message: str) -> None:
-        """Record one step of this spawn for the progress page. Recorded as
-        they happen, so a page that connects late still sees each step."""
-        log = self._progress_log
-        percent = PROGRESS.get(phase, 95)
-        if phase is Phase.STARTING and self._controller is not None and self._controller.lifecycle.port:
-            percent = 80
-        if log and log[-1]["message"] == message:
-            return
-        percent = max(percent, log[-1]["progress"] if log else 0)  # the bar only climbs
-        log.append({"progress": percent, "message": message})
-        self._noted_running = self._noted_running or phase is Phase.STARTING
-        self._progress_changed.set()
-
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         """Events for the spawn page: submitted (job id), queued with the
         scheduler's reason, running on a host, waiting for the server, ready."""
-        sent = 0
-        while True:
-            self._progress_changed.clear()
-            while sent < len(self._progress_log):
-                yield dict(self._progress_log[sent])
-                sent += 1
+
+        def waiting() -> bool:
             lc = self._controller.lifecycle if self._controller is not None else None
-            if lc is None or not (lc.phase.waiting or self._spawn_pending):
-                return
-            await wait_event(self._progress_changed, 1.0)
+            return lc is not None and (lc.phase.waiting or self._spawn_pending)
+
+        async for step in self._progress.stream(waiting):
+            yield step
+
+
+# a hub that cannot spawn stops as it starts, not at its users' first spawn
+check_when_hub_starts(BatchSpawner)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from batchhub.spawner import server_dir_name
+from batchhub.workdir import server_dir_name
 
 
 def test_default_and_plain_names() -> None:

@@ -21,7 +21,7 @@ from batchhub_fake import FakeBackend, FakeClock, FakeRunner, FakeScheduler
 def config() -> Config:
     c = Config()
     c.BatchSpawner.backend = "fake"
-    c.BatchSpawner.monitor_fast_interval = 0.05
+    c.JobMonitor.fast_interval = 0.05
     c.BatchSpawner.stop_timeout = 5.0
     return c
 
@@ -117,4 +117,13 @@ def test_token_in_the_environment_is_refused_where_other_users_can_read_it() -> 
     c.BatchSpawner.token_delivery = "env"
     spawner = BatchSpawner(user=StandInUser("alice"), config=c)
     with pytest.raises(ConfigError, match="token_delivery = 'env' is refused for the 'sge' backend"):
-        spawner._check_token_delivery()
+        spawner.check_config()
+
+
+def test_token_in_the_environment_is_taken_where_the_backend_declares_it_private() -> None:
+    # Slurm keeps a job's environment to its owner and root: the backend says so
+    c = Config()
+    c.BatchSpawner.backend = "slurm"
+    c.BatchSpawner.token_delivery = "env"
+    spawner = BatchSpawner(user=StandInUser("alice"), config=c)
+    assert spawner.check_config().private_job_env is True

@@ -34,7 +34,7 @@ def spawner_with_a_job(sched: FakeScheduler) -> BatchSpawner:
     c.BatchSpawner.backend = "fake"
     c.BatchSpawner.host_template = "localhost"  # the fake's node names mean this machine
     c.BatchSpawner.report_hold = 0.5
-    c.BatchSpawner.monitor_fast_interval = 0.05
+    c.JobMonitor.fast_interval = 0.05
     return BatchSpawner(user=StandInUser("alice"), config=c)
 
 
