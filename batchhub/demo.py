@@ -14,8 +14,12 @@ project's hub tests.
 
 Jobs must run as an ordinary user who can execute the launcher and
 JupyterLab: as root the demo runs them as a test user (``alice``) through
-``runuser`` from the node environment (``scripts/node-env``); as anyone
-else, as that user from the running Python's environment.
+``runuser`` from the node environment ``/opt/batchhub/venv``
+(``BATCHHUB_NODE_ENV``; ``scripts/node-env`` in a checkout makes it); as
+anyone else, as that user from the running Python's environment.
+
+The demo prints its URL once the hub answers there; a state directory it
+made itself (it holds the password) is removed when it stops.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +52,12 @@ from .site_settings import (
 
 #: Where scripts/node-env installs what jobs run (readable by every user).
 NODE_ENV = Path(os.environ.get("BATCHHUB_NODE_ENV", "/opt/batchhub/venv"))
+
+#: How to get the proxy, said where it is missing.
+PROXY_INSTALL = "install it with `npm install -g configurable-http-proxy`"
+
+#: How long the demo waits for the hub to answer at its URL.
+HUB_START_TIMEOUT = 120.0
 
 
 def repo_root() -> Path | None:
@@ -121,7 +133,7 @@ def render_config(s: HubSettings) -> str:
     """A complete jupyterhub_config.py for BatchSpawner."""
     proxy = s.proxy or find_proxy()
     if proxy is None:
-        raise ConfigError("configurable-http-proxy is not installed: run scripts/install-web-deps")
+        raise ConfigError(f"configurable-http-proxy is not installed: {PROXY_INSTALL}")
     bindir = s.bin_dir or job_bin_dir(s.as_root)
     state = s.state_dir
     lines = [
@@ -246,18 +258,27 @@ def check_demo(backend: str, as_root: bool, user: str) -> list[str]:
     """Problems that would stop the demo, each with what to do."""
     problems = []
     if find_proxy() is None:
-        problems.append("configurable-http-proxy is missing: run scripts/install-web-deps")
+        problems.append(f"configurable-http-proxy is missing: {PROXY_INSTALL}")
     bindir = job_bin_dir(as_root)
     for name in ("python", "batchhub-singleuser", "jupyterhub-singleuser"):
         if not os.access(bindir / name, os.X_OK):
-            hint = "run scripts/node-env (as root)" if as_root else "install the project with jupyterlab"
+            hint = (
+                f"as root the demo runs jobs from {NODE_ENV}, which every user can run: make it with "
+                f"`python3 -m venv {NODE_ENV} && {NODE_ENV}/bin/pip install batchhub jupyterlab`, "
+                "or run the demo as an ordinary user"
+                if as_root
+                else f"install JupyterLab here: {sys.executable} -m pip install jupyterlab"
+            )
             problems.append(f"{bindir / name} is missing: {hint}")
     try:
         import pwd
 
         pwd.getpwnam(user)
     except KeyError:
-        problems.append(f"the user {user!r} does not exist: run scripts/create-test-users")
+        problems.append(
+            f"as root the demo runs jobs as the test user {user!r}, who does not exist: "
+            f"create it (useradd -m {user}), or run the demo as an ordinary user"
+        )
     if user == "root":
         problems.append("jobs cannot run as root: run the demo as an ordinary user, or as root")
     try:
@@ -308,33 +329,93 @@ def run_demo(
         for problem in problems:
             print(f"batchhub demo: {problem}", file=sys.stderr)
         return 1
+    temporary = state_dir is None  # holds the password: removed on exit
     state = state_dir or Path(tempfile.mkdtemp(prefix="batchhub-demo-"))
-    settings = HubSettings(
-        backend=backend,
-        state_dir=state,
-        port=port,
-        allowed_users=(user,),
-        as_root=as_root,
-        cleanup_servers=True,
-        backend_config=dict(backend_config or {}),
-        config_files=tuple(config_files),
-    )
-    config = write_config(settings)
-    proc = start_hub(config)
-    print(
-        f"\nbatchhub demo: JupyterHub with BatchSpawner (backend {backend}) at http://127.0.0.1:{port}/\n"
-        f"  log in as user {user!r} with password {settings.password!r}\n"
-        f"  jobs run as {user}; state, config and logs in {state}\n"
-        "  press Ctrl-C to stop the hub and every server it started\n",
-        flush=True,
-    )
-
-    def forward(signum: int, frame: object) -> None:
-        proc.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
     try:
+        settings = HubSettings(
+            backend=backend,
+            state_dir=state,
+            port=port,
+            allowed_users=(user,),
+            as_root=as_root,
+            cleanup_servers=True,
+            backend_config=dict(backend_config or {}),
+            config_files=tuple(config_files),
+        )
+        return run_hub(write_config(settings), settings, user, temporary)
+    finally:
+        if temporary:
+            remove_state_dir(state)
+
+
+def run_hub(config: Path, settings: HubSettings, user: str, temporary: bool) -> int:
+    """Start the hub, print its URL once it answers there, and wait for it
+    to stop (Ctrl-C or SIGTERM stop it and every server it started)."""
+    url = f"http://127.0.0.1:{settings.port}/"
+    print(f"batchhub demo: starting JupyterHub (backend {settings.backend}) ...", file=sys.stderr, flush=True)
+    proc = start_hub(config)
+    stopping = False
+
+    def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not hub_answers(url, proc, HUB_START_TIMEOUT):
+            if not stopping:
+                why = (
+                    f"exited with status {proc.returncode}"
+                    if proc.poll() is not None
+                    else f"did not answer within {HUB_START_TIMEOUT:g} s"
+                )
+                print(f"batchhub demo: the hub {why} at {url}; its log is above", file=sys.stderr)
+                stop()
+                proc.wait()
+                return 1
+            return proc.wait()
+        where = "removed when the demo stops" if temporary else "kept"
+        print(
+            f"\nbatchhub demo: JupyterHub with BatchSpawner (backend {settings.backend}) at {url}\n"
+            f"  log in as user {user!r} with password {settings.password!r}\n"
+            f"  jobs run as {user}; state, config and logs in {settings.state_dir} ({where})\n"
+            "  press Ctrl-C to stop the hub and every server it started\n",
+            flush=True,
+        )
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
+        stop()
         return proc.wait()
+
+
+def hub_answers(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether the hub answers at ``url`` (through the proxy) within
+    ``timeout`` seconds, while ``proc`` runs."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: no HTTP proxy
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with opener.open(f"{url}hub/api/", timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except OSError:  # refused, the proxy's 503 before the hub's route, a slow answer
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def remove_state_dir(state: Path) -> None:
+    """Remove the demo's temporary state directory, or say where it is:
+    its config holds the password."""
+    error: OSError | None = None
+    for _ in range(3):  # a server's files may still be going away
+        try:
+            shutil.rmtree(state)
+        except OSError as exc:
+            error = exc
+        if not state.exists():
+            return
+        time.sleep(0.5)
+    print(f"batchhub demo: could not remove {state} ({error}); it holds the password", file=sys.stderr)

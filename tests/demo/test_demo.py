@@ -5,11 +5,7 @@ the form, reaches the server, and stopping the demo stops everything."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -18,41 +14,12 @@ import requests
 
 from batchhub.demo import free_port
 from batchhub.testing import missing
+from batchhub.testing.demo import DemoProcess
 from batchhub.testing.hub import hub_prerequisites, login
 from batchhub.testing.jobs import live_job_ids
 
 pytestmark = pytest.mark.hub
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Demo:
-    def __init__(self, port: int, state: Path) -> None:
-        self.output: list[str] = []
-        self.proc = subprocess.Popen(
-            [str(REPO / "scripts" / "demo"), "--port", str(port), "--state-dir", str(state)],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, "".join(self.output))
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"demo never printed {pattern!r}:\n{''.join(self.output)[-3000:]}")
 
 
 def test_demo_from_the_readme(tmp_path: Path) -> None:
@@ -61,21 +28,14 @@ def test_demo_from_the_readme(tmp_path: Path) -> None:
         missing(problem)
     port = free_port()
     state = Path("/tmp") / f"batchhub-demo-test-{os.getpid()}"
-    demo = Demo(port, state)
+    argv = [str(REPO / "scripts" / "demo"), "--port", str(port), "--state-dir", str(state)]
+    demo = DemoProcess(argv, cwd=REPO)
     try:
         found = demo.wait_for(r"log in as user '(\w+)' with password '([^']+)'", timeout=300)
         user, password = found.groups()
         url = f"http://127.0.0.1:{port}"
-        assert f"{url}/" in "".join(demo.output)
-        deadline = time.monotonic() + 60
-        while True:  # the hub answers a moment after it printed its URL
-            try:
-                if requests.get(f"{url}/hub/api/", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "".join(demo.output)
-            time.sleep(0.3)
+        assert f"{url}/" in demo.output
+        assert requests.get(f"{url}/hub/api/", timeout=5).ok, "the hub answers once its URL is printed"
 
         session = login(url, user, password)
         form = session.get(f"{url}/hub/spawn", timeout=30)
@@ -103,16 +63,12 @@ def test_demo_from_the_readme(tmp_path: Path) -> None:
         assert "version" in api.json()
         assert len(live_job_ids("fake", state)) == 1
     finally:
-        demo.proc.send_signal(signal.SIGTERM)
-        try:
-            demo.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.proc.pid, signal.SIGKILL)
+        demo.stop()
     # stopping the demo stopped the hub and cancelled the job
     deadline = time.monotonic() + 30
     while live_job_ids("fake", state) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert live_job_ids("fake", state) == set(), "".join(demo.output)[-3000:]
+    assert live_job_ids("fake", state) == set(), demo.output[-3000:]
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=5)
     shutil.rmtree(state, ignore_errors=True)
