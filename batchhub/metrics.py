@@ -2,13 +2,16 @@
 
 Registered on ``prometheus_client``'s default registry when this module is
 first imported, as JupyterHub's own metrics are, so JupyterHub's metrics
-handler serves them with its own. Two sources feed them:
+handler serves them with its own. Three sources feed them:
 
 - the command runner reports every scheduler command it ran
   (``command_ran``): counts by backend, kind and outcome, and durations;
 - the ``batchhub_job_event`` hook (this module is a plugin the core
   registers itself): job events, and from them how long each spawn waited
-  in the queue and then for its server.
+  in the queue and then for its server;
+- a collector that reads the live monitors and sweepers at scrape time:
+  tracked jobs by state, consecutive failed queries, the age of the last
+  status query, orphans. Nothing is copied ahead of a scrape.
 
 docs/metrics.md lists every metric with its labels.
 """
@@ -16,8 +19,12 @@ docs/metrics.md lists every metric with its labels.
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
 
 from .backend import COMMAND_KINDS
 from .events import JobEvent
@@ -135,3 +142,68 @@ phases = PhaseClock()
 def batchhub_job_event(event: JobEvent) -> None:
     JOB_EVENTS.labels(event.backend, event.kind).inc()
     phases.note(event)
+
+
+class LiveCollector(Collector):
+    """Reads the hub's monitors and sweepers (``batchhub.shared``) when
+    Prometheus scrapes: nothing is kept up to date in between."""
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        # imported here: the shared machinery imports the runner, which imports this module
+        from .shared import Shared
+
+        tracked, failures, age, orphans, cancelled = self._families()
+        now = time.monotonic()
+        states = [*JobState.__members__, "UNKNOWN"]
+        for backend, monitor in sorted(Shared.monitors.items()):
+            jobs = list(monitor.jobs.values())
+            count = Tally(entry.observation.state.name if entry.observation else "UNKNOWN" for entry in jobs)
+            for state in states:
+                tracked.add_metric([backend, state], count[state])
+            failures.add_metric([backend], monitor.failures)
+            last = _last_status_query.get(backend)
+            if jobs and last is not None:
+                age.add_metric([backend], now - last)
+        for backend, sweeper in sorted(Shared.sweepers.items()):
+            if sweeper.last_report is not None:
+                orphans.add_metric([backend], len(sweeper.last_report.orphans))
+            cancelled.add_metric([backend], sweeper.orphans_cancelled)
+        return [tracked, failures, age, orphans, cancelled]
+
+    @staticmethod
+    def _families() -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "batchhub_jobs_tracked",
+            "Jobs the monitor tracks, by backend and their last known state (UNKNOWN: not yet answered for)",
+            labels=["backend", "state"],
+        )
+        yield GaugeMetricFamily(
+            "batchhub_monitor_consecutive_failed_queries",
+            "Status queries in a row that failed or timed out (0 after an answer); each doubles the "
+            "monitor's delay up to its max_backoff",
+            labels=["backend"],
+        )
+        yield GaugeMetricFamily(
+            "batchhub_monitor_last_query_age_seconds",
+            "Seconds since the monitor's latest status query ended, whatever its outcome; only while "
+            "it tracks jobs (an idle monitor asks nothing). Above interval (plus jitter and backoff), "
+            "the monitor's loop is late",
+            labels=["backend"],
+        )
+        yield GaugeMetricFamily(
+            "batchhub_orphan_jobs",
+            "Jobs with the hub's tag that no server knows, in the sweeper's latest successful pass",
+            labels=["backend"],
+        )
+        yield CounterMetricFamily(
+            "batchhub_orphans_cancelled",
+            "Orphan jobs the sweeper cancelled (only with cancel_orphans)",
+            labels=["backend"],
+        )
+
+
+LIVE = LiveCollector()
+REGISTRY.register(LIVE)

@@ -1,10 +1,12 @@
 """The Prometheus metrics, on the fake scheduler: commands by backend, kind
-and outcome; spawn phases from job events through the plugin hook."""
+and outcome; spawn phases from job events through the plugin hook; tracked
+jobs, failed queries and the last query's age read from the live monitor;
+orphans from the sweeper."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from prometheus_client import REGISTRY, generate_latest
@@ -16,6 +18,7 @@ from batchhub.jobs import Command, CommandResult, JobSpec, ResourceRequest
 from batchhub.monitor import JobMonitor
 from batchhub.plugins import get_registry
 from batchhub.runner import CommandRunner
+from batchhub.shared import Shared
 from batchhub.sweeper import Sweeper
 from batchhub_fake import FakeBackend, FakeClock, FakeRunner, FakeScheduler
 from batchhub_fake.faults import Fault
@@ -76,6 +79,17 @@ class Cluster:
 
     def phase(self, phase: str, suffix: str) -> float:
         return value(f"batchhub_spawn_phase_duration_seconds_{suffix}", backend=self.name, phase=phase)
+
+
+@pytest.fixture
+def live() -> Iterator[dict[str, JobMonitor]]:
+    """The hub's monitors and sweepers as the collector reads them, emptied after."""
+    monitors, sweepers = dict(Shared.monitors), dict(Shared.sweepers)
+    yield Shared.monitors
+    Shared.monitors.clear()
+    Shared.monitors.update(monitors)
+    Shared.sweepers.clear()
+    Shared.sweepers.update(sweepers)
 
 
 # --- which command is which ---------------------------------------------------
@@ -209,3 +223,59 @@ async def test_a_job_adopted_after_a_restart_records_no_phase(monkeypatch: pytes
     await c.after(6)
     assert second.report_port(8888) and second.outcome() is not None
     assert c.phase("queued", "count") == 0 and c.phase("starting", "count") == 0
+
+
+# --- the live monitor and sweeper ---------------------------------------------------
+
+
+async def test_tracked_jobs_failed_queries_and_query_age_are_read_at_scrape_time(
+    live: dict[str, JobMonitor],
+) -> None:
+    c = Cluster()
+    live[c.name] = c.monitor
+
+    def tracked(state: str) -> float:
+        return value("batchhub_jobs_tracked", backend=c.name, state=state)
+
+    assert tracked("PENDING") == 0 and tracked("UNKNOWN") == 0, "every state, even at 0"
+    assert REGISTRY.get_sample_value("batchhub_monitor_last_query_age_seconds", {"backend": c.name}) is None
+    alice, bob = c.controller("alice"), c.controller("bob")
+    await alice.submit(*c.spec("alice"))
+    await bob.submit(*c.spec("bob"))
+    assert tracked("UNKNOWN") == 2, "tracked, not yet answered for"
+    await c.after(1)
+    assert tracked("PENDING") == 2 and tracked("UNKNOWN") == 0
+    await c.after(5)
+    assert tracked("RUNNING") == 2
+    age = value("batchhub_monitor_last_query_age_seconds", backend=c.name)
+    assert 0 <= age < 5
+
+    c.sched.faults.force(Fault.STATUS_FAIL, 2)
+    await c.monitor.tick()
+    await c.monitor.tick()
+    assert value("batchhub_monitor_consecutive_failed_queries", backend=c.name) == 2
+    assert tracked("RUNNING") == 2, "a failed query changes no job"
+    await c.monitor.tick()
+    assert value("batchhub_monitor_consecutive_failed_queries", backend=c.name) == 0
+
+    await alice.request_stop()
+    await bob.request_stop()
+    await c.after(1)
+    assert sum(tracked(state) for state in ("PENDING", "RUNNING", "UNKNOWN", "CANCELLED")) == 0
+    assert REGISTRY.get_sample_value("batchhub_monitor_last_query_age_seconds", {"backend": c.name}) is None
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+async def test_orphans_come_from_the_sweepers_latest_pass(live: dict[str, JobMonitor], cancel: bool) -> None:
+    c = Cluster(cancel_orphans=cancel)
+    Shared.sweepers[c.name] = c.sweeper
+    assert REGISTRY.get_sample_value("batchhub_orphan_jobs", {"backend": c.name}) is None, "no pass yet"
+    c.sched.submit(f"#FAKE --name={c.backend.job_name('bob', '', '0001')}\nexec sleep 600\n", "bob")
+    await c.sweeper.sweep()
+    assert value("batchhub_orphan_jobs", backend=c.name) == 0, "reported once seen in two passes"
+    await c.sweeper.sweep()
+    assert value("batchhub_orphan_jobs", backend=c.name) == 1
+    assert value("batchhub_orphans_cancelled_total", backend=c.name) == (1 if cancel else 0)
+    c.sched.faults.force(Fault.STATUS_FAIL)  # the listing is the fake's status verb without ids
+    await c.sweeper.sweep()
+    assert value("batchhub_orphan_jobs", backend=c.name) == 1, "a failed listing concludes nothing"
