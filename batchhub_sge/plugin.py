@@ -28,7 +28,7 @@ def batchhub_site_settings(backend_name: str) -> SiteSettings | None:
     }
     return SiteSettings(
         env=env,
-        hint="start it with scripts/sge-up",
+        hint="start sge_qmaster and sge_execd; a batchhub checkout has scripts/sge-up for both",
         job_details=lambda job_id: [["qstat", "-j", job_id], ["qstat", "-j", job_id, "-xml"]],
         spool_dirs=[Path("/var/spool/gridengine/execd")],
     )

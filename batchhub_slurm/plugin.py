@@ -21,6 +21,6 @@ def batchhub_site_settings(backend_name: str) -> SiteSettings | None:
     if backend_name != SlurmBackend.name:
         return None
     return SiteSettings(
-        hint="start it with scripts/slurm-up",
+        hint="start slurmctld and slurmd; a batchhub checkout has scripts/slurm-up for both",
         job_details=lambda job_id: [["scontrol", "show", "job", "-d", job_id]],
     )
