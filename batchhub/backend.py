@@ -28,6 +28,7 @@ from .jobs import (
     CommandResult,
     ConfigError,
     JobSpec,
+    JobState,
     Observation,
     QueryError,
     TaggedJob,
@@ -35,6 +36,13 @@ from .jobs import (
 
 #: What a job name may hold once the core has built it (see ``job_name``).
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def wall_clock(seconds: int) -> str:
+    """A run time as ``HH:MM:SS`` (hours may exceed 24), the form most
+    schedulers take for a wall-clock limit."""
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def deprecated_program(program: str) -> Unicode:
@@ -108,6 +116,16 @@ class Backend(LoggingConfigurable):
     #: ``extra_directives`` options this scheduler must never get, each with
     #: the reason given to the admin (``{"-V": "every user can read ..."}``).
     refused_directives: ClassVar[dict[str, str]] = {}
+    #: Exit codes of the cancel command whose output says what happened to
+    #: each job (``None``: read it whatever the exit). After any other exit,
+    #: or a timeout, every job counts as FAILED (it may still run) and
+    #: ``parse_cancel`` is not called.
+    cancel_exit_codes: ClassVar[frozenset[int] | None] = frozenset({0})
+    #: Characters the scheduler cannot take in a job's directory and output
+    #: paths (``-o``): whitespace splits a directive line; add your own, e.g.
+    #: ``Backend.unsafe_path_chars + ":"`` for Grid Engine's ``host:path``.
+    #: Control characters are always refused.
+    unsafe_path_chars: ClassVar[str] = " \t"
 
     command_timeout = Float(
         30.0,
@@ -304,9 +322,27 @@ class Backend(LoggingConfigurable):
         raise NotImplementedError
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
-        """What the cancel did for each job. A job that no longer exists is
+        """What the cancel did for each job, from an answer (see
+        ``cancel_exit_codes``). A job that no longer exists is
         ``ALREADY_GONE``: cancel is idempotent."""
         raise NotImplementedError
+
+    def read_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
+        """What the core calls: an outcome for every id, FAILED unless the
+        cancel command answered and its output says otherwise."""
+        codes = self.cancel_exit_codes
+        if result.timed_out or (codes is not None and result.returncode not in codes):
+            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
+        outcomes = self.parse_cancel(result, job_ids)
+        return {job_id: outcomes.get(job_id, CancelOutcome.FAILED) for job_id in job_ids}
+
+    # --- helpers for parsers ---------------------------------------------
+    def unknown_state(self, job_id: str, native: str) -> JobState:
+        """The state for a native state the backend's table lacks (one newer
+        than its code): PENDING, the lowest, so nothing ends or moves back
+        on a guess; the hub's log says which word was not understood."""
+        self.log.warning("the %s scheduler reported job %s in an unknown state %r", self.name, job_id, native)
+        return JobState.PENDING
 
     # --- job names -------------------------------------------------------
     def server_tag(self, username: str, server_name: str) -> str:

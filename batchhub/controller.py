@@ -306,7 +306,7 @@ class JobController:
         self._track()  # keep watching it until it is gone
         self.monitor.expect_gone(job_id)
         result = await self.runner.run(self.backend.cancel_command([job_id], self.username))
-        outcome = self.backend.parse_cancel(result, [job_id]).get(job_id, CancelOutcome.FAILED)
+        outcome = self.backend.read_cancel(result, [job_id])[job_id]
         if outcome is not CancelOutcome.REQUESTED and outcome is not CancelOutcome.ALREADY_GONE:
             log.warning("cancel of job %s failed (%s): %s", job_id, outcome.value, result.describe())
         lc.apply(CancelDone(outcome, "" if result.ok else result.describe()))

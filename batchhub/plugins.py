@@ -4,6 +4,7 @@ the registry of backends they register."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
 
 import pluggy
@@ -15,6 +16,19 @@ from .jobs import ConfigError
 log = logging.getLogger("batchhub.plugins")
 
 ENTRY_POINT_GROUP = "batchhub"
+
+
+class BackendPlugin:
+    """A plugin that is one backend class: an entry point may name the class
+    itself (``pbs = "batchhub_pbs.backend:PBSBackend"``) when registering it
+    is all its plugin would do."""
+
+    def __init__(self, backend_class: type[Backend]) -> None:
+        self.backend_class = backend_class
+
+    @hookspecs.hookimpl
+    def batchhub_register_backends(self, register: Callable[[type], None]) -> None:
+        register(self.backend_class)
 
 
 class PluginRegistry:
@@ -38,8 +52,10 @@ class PluginRegistry:
             if self.pm.get_plugin(ep.name) is not None:
                 continue
             try:
-                module = ep.load()
-                self.pm.register(module, name=ep.name)
+                loaded = ep.load()
+                if isinstance(loaded, type) and issubclass(loaded, Backend):
+                    loaded = BackendPlugin(loaded)
+                self.pm.register(loaded, name=ep.name)
             except Exception as exc:  # a broken plugin must not stop the hub
                 self.broken[ep.name] = f"{type(exc).__name__}: {exc}"
                 log.error("batchhub plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)

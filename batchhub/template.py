@@ -239,6 +239,36 @@ def _check_interpreter(backend: Backend, script: str, quoted: list[str]) -> None
     )
 
 
+#: Queue (partition) and project (account) names as every scheduler takes
+#: them in a directive: no whitespace or quotes; ``,`` lists, ``@`` hosts
+#: and ``*`` patterns are left for the scheduler itself to judge.
+SCHEDULER_NAME_RE = re.compile(r"[A-Za-z0-9_.@*-]{1,128}(,[A-Za-z0-9_.@*-]{1,128})*")
+
+
+def check_spec(backend: Backend, spec: JobSpec) -> None:
+    """Refuse the values a directive line cannot hold, before any backend
+    writes one: so backends take names and paths as they are."""
+    if not JOB_NAME_RE.fullmatch(spec.job_name):
+        raise ConfigError(
+            f"the job name {spec.job_name!r} may hold only letters, digits, '.', '_' and '-' "
+            "(a batchhub_prepare_job hook changed it?)"
+        )
+    res = spec.resources
+    for value, what in ((res.queue, "queue"), (res.project, "project")):
+        if value and not SCHEDULER_NAME_RE.fullmatch(value):
+            raise SubmitError(
+                f"The {what} {value!r} is not valid: use letters, digits and '.', '_', '-', '@' only."
+            )
+    for path in (spec.workdir, spec.output_path, spec.error_path):
+        bad = {c for c in path if UNSAFE_CHARS.match(c) or c in backend.unsafe_path_chars}
+        if bad or not path.startswith("/"):
+            why = f"holds {', '.join(map(repr, sorted(bad)))}" if bad else "is not absolute"
+            raise ConfigError(
+                f"the job directory {path!r} {why}, which the {backend.name} scheduler cannot take in a "
+                "job's output path: choose a plainer directory (c.BatchSpawner.workdir_template)"
+            )
+
+
 def render_job_script(backend: Backend, spec: JobSpec, template_text: str | None = None) -> str:
     """The job script for ``spec``.
 
@@ -255,11 +285,7 @@ def render_job_script(backend: Backend, spec: JobSpec, template_text: str | None
         raise ConfigError(f"job template {exc.name!r} not found in batchhub/templates") from None
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"job template, line {exc.lineno}: {exc.message}") from None
-    if not JOB_NAME_RE.fullmatch(spec.job_name):
-        raise ConfigError(
-            f"the job name {spec.job_name!r} may hold only letters, digits, '.', '_' and '-' "
-            "(a batchhub_prepare_job hook changed it?)"
-        )
+    check_spec(backend, spec)
     directives = _checked_directives(backend, spec)
     context = {
         "directives": directives,

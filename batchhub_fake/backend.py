@@ -183,8 +183,6 @@ class FakeBackend(Backend):
         return self.command(protocol.CANCEL, protocol.join_ids(job_ids), as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
-        if not result.ok:
-            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
         words = {
             "cancelled": CancelOutcome.REQUESTED,
             "finished": CancelOutcome.ALREADY_GONE,

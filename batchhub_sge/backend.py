@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from traitlets import Bool, Enum, Unicode
 
-from batchhub.backend import Backend, deprecated_program
+from batchhub.backend import Backend, deprecated_program, wall_clock
 from batchhub.jobs import (
     CancelOutcome,
     Command,
@@ -35,7 +35,6 @@ from . import parse
 #: Values that go into a directive line unquoted: no whitespace, no shell or
 #: Grid Engine syntax that could turn one option into two.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_QUEUE_RE = re.compile(r"^[A-Za-z0-9_.@*-]+(,[A-Za-z0-9_.@*-]+)*$")
 # Paths: no whitespace or control characters, and no ':' (``-o host:path``).
 _PATH_RE = re.compile(r"^/[^\s:\x00-\x1f\x7f]*$")
 
@@ -53,6 +52,8 @@ class SGEBackend(Backend):
     # SGE_CELL in ``command_env``) to make every call faster.
     program_names = ("qsub", "qstat", "qdel", "qacct")
     status_by_owner = True
+    unsafe_path_chars = Backend.unsafe_path_chars + ":"  # -o host:path
+    cancel_exit_codes = None  # qdel says per job what it did, whatever its exit
     refused_directives = {
         "-clear": "it would drop the hub's own options before it; the job script already starts with -clear",
         **dict.fromkeys(
@@ -136,9 +137,9 @@ class SGEBackend(Backend):
             "-clear",
             f"-N {spec.job_name}",  # the core checked it (JOB_NAME_RE)
             f"-S {self._admin_path(self.shell, 'c.SGEBackend.shell')}",
-            f"-wd {self._user_path(spec.workdir)}",
-            f"-o {self._user_path(spec.output_path)}",
-            f"-e {self._user_path(spec.error_path)}",
+            f"-wd {spec.workdir}",  # paths and names: checked by the core (template.check_spec)
+            f"-o {spec.output_path}",
+            f"-e {spec.error_path}",
         ]
         if res.cores < 1:
             raise SubmitError(f"A job needs at least one core, not {res.cores}.")
@@ -160,14 +161,11 @@ class SGEBackend(Backend):
         if res.runtime_s is not None:
             if res.runtime_s < 1:
                 raise SubmitError(f"The run time must be positive, not {res.runtime_s} s.")
-            hours, rest = divmod(res.runtime_s, 3600)
-            options.append(
-                f"-l {self._complex(self.runtime_complex)}={hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-            )
+            options.append(f"-l {self._complex(self.runtime_complex)}={wall_clock(res.runtime_s)}")
         if res.queue:
-            options.append(f"-q {self._checked(res.queue, _QUEUE_RE, 'queue')}")
+            options.append(f"-q {res.queue}")
         if res.project:
-            options.append(f"-P {self._checked(res.project, _NAME_RE, 'project')}")
+            options.append(f"-P {res.project}")
         if self.verify:
             options.append(f"-w {self.verify}")
         return self.option_lines(options)
@@ -185,14 +183,6 @@ class SGEBackend(Backend):
     def _admin_path(self, path: str, what: str) -> str:
         if not _PATH_RE.fullmatch(path):
             raise ConfigError(f"{what} = {path!r} must be an absolute path without spaces or ':'")
-        return path
-
-    def _user_path(self, path: str) -> str:
-        if not _PATH_RE.fullmatch(path):
-            raise ConfigError(
-                f"the job directory {path!r} cannot be given to Grid Engine: it needs an absolute "
-                "path without spaces or ':' (check c.BatchSpawner's work directory setting)"
-            )
         return path
 
     # --- commands --------------------------------------------------------
@@ -268,6 +258,4 @@ class SGEBackend(Backend):
         return self.command("qdel", ",".join(job_ids), as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
-        if result.timed_out:
-            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
         return parse.cancel_outcomes((result.stdout + "\n" + result.stderr).splitlines(), job_ids)

@@ -48,14 +48,11 @@ SQUEUE_FORMAT = "JobID:|,State:|,BatchHost:|,NodeList:|,exit_code:|,Reason:|"
 SQUEUE_FIELDS = 6
 SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Reason"
 
-#: Names Slurm accepts for partitions, accounts and QOS; anything else is
-#: refused before it reaches a directive.
+#: Names Slurm accepts for a QOS; anything else is refused before it
+#: reaches a directive.
 NAME_RE = re.compile(r"^[A-Za-z0-9_.+@-]{1,128}$")
 #: Job ids as sbatch prints them (an array task would be ``12_3``).
 JOB_ID_RE = re.compile(r"^\d+(_\d+)?$")
-#: Characters Slurm treats specially in --output/--error (``%j`` patterns,
-#: ``\`` escapes) or that split a directive line.
-UNSAFE_PATH_RE = re.compile(r"[%\\\s\"']")
 
 #: sbatch's refusals, as advice for the person at the spawn page.
 #: sbatch's words when the request may have reached slurmctld but its answer
@@ -174,6 +171,8 @@ class SlurmBackend(Backend):
     # user id"; ``show job -dd`` shows neither), so ``token_delivery = "env"``
     # is allowed
     private_job_env: ClassVar[bool] = True
+    unsafe_path_chars: ClassVar[str] = Backend.unsafe_path_chars + "%\\\"'"  # %j patterns, \ escapes
+    cancel_exit_codes: ClassVar[frozenset[int] | None] = frozenset({0, 1, 210})
 
     program_names = ("sbatch", "squeue", "scancel", "sacct")
     # old names of ``programs`` entries, still read
@@ -212,12 +211,6 @@ class SlurmBackend(Backend):
     # --- job script -----------------------------------------------------
     def directives(self, spec: JobSpec) -> list[str]:
         res = spec.resources
-        for path in (spec.output_path, spec.error_path):
-            if UNSAFE_PATH_RE.search(path):
-                raise ConfigError(
-                    f"the job directory {spec.workdir!r} contains a space, quote, % or backslash, "
-                    "which Slurm cannot take in --output; choose a plainer directory"
-                )
         options = [
             f"--job-name={spec.job_name}",  # the core checked it (JOB_NAME_RE)
             f"--output={spec.output_path}",
@@ -233,9 +226,9 @@ class SlurmBackend(Backend):
         if res.runtime_s is not None:
             options.append(f"--time={slurm_time(res.runtime_s)}")
         if res.queue:
-            options.append(f"--partition={self._name(res.queue, 'partition')}")
+            options.append(f"--partition={res.queue}")  # names and paths: checked by the core
         if res.project:
-            options.append(f"--account={self._name(res.project, 'account')}")
+            options.append(f"--account={res.project}")
         if self.qos:
             options.append(f"--qos={self._name(self.qos, 'QOS')}")
         options.append(f"--export={self._export()}")
@@ -350,12 +343,9 @@ class SlurmBackend(Backend):
         word = native.split()[0] if native.split() else ""
         state = STATES.get(word)
         if state is None:
-            # A state newer than this code: never guess an end, and do not
-            # fail the whole batch for one job. PENDING is the lowest state,
-            # so the monitor (which never moves a job backwards) keeps
-            # whatever it knew.
-            self.log.warning("squeue reported job %s in an unknown state %r", job_id, native)
-            return Observation(job_id, JobState.PENDING, native, f"Slurm reports the state {word or '?'}")
+            # one job's new state must not fail the whole batch
+            state = self.unknown_state(job_id, native)
+            return Observation(job_id, state, native, f"Slurm reports the state {word or '?'}")
         if state is JobState.PENDING and reason_code in HOLD_REASONS:
             state = JobState.HELD
         reason = human_reason(reason_code)
@@ -416,8 +406,6 @@ class SlurmBackend(Backend):
         return self.command("scancel", "-v", *job_ids, as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
-        if result.timed_out or result.returncode not in (0, 1, 210):
-            return dict.fromkeys(job_ids, CancelOutcome.FAILED)
         text = f"{result.stdout}\n{result.stderr}"
         if "Unable to contact slurm controller" in text:
             return dict.fromkeys(job_ids, CancelOutcome.FAILED)

@@ -50,6 +50,7 @@ from batchhub.jobs import (
     SubmitError,
 )
 from batchhub.plugins import PluginRegistry
+from batchhub.template import check_spec
 from batchhub.testing.samples import CancelSample, StatusSample, SubmitSample
 
 __all__ = ["WRAPPERS", "BackendConformance", "mentions", "result"]
@@ -305,7 +306,7 @@ class BackendConformance:
         for sample in self.cancel_samples:
             backend = self.make_backend()
             command = backend.cancel_command(sample.job_ids, self.owner)
-            outcomes = backend.parse_cancel(sample.result(command), sample.job_ids)
+            outcomes = backend.read_cancel(sample.result(command), sample.job_ids)
             assert outcomes == dict(sample.expect), f"cancel sample {sample.name!r}"
 
     def test_submit_samples_parse_to_their_ids(self) -> None:
@@ -488,7 +489,7 @@ class BackendConformance:
             command = backend.cancel_command(job_ids, self.owner)
             for text in texts:
                 for code in (-9, 0):
-                    outcomes = backend.parse_cancel(result(command, code, text, "", timed_out=True), job_ids)
+                    outcomes = backend.read_cancel(result(command, code, text, "", timed_out=True), job_ids)
                     assert outcomes == dict.fromkeys(job_ids, CancelOutcome.FAILED), (
                         f"a cancel that timed out (output {text[:60]!r}) gave {outcomes}: the jobs "
                         "may still be live, so every one is FAILED"
@@ -501,7 +502,7 @@ class BackendConformance:
             for code in FAILURE_CODES:
                 for text in FAILURE_TEXTS:
                     for out, err in ((text, ""), ("", text)):
-                        outcomes = backend.parse_cancel(result(command, code, out, err), job_ids)
+                        outcomes = backend.read_cancel(result(command, code, out, err), job_ids)
                         wrong = {
                             job_id: outcome
                             for job_id, outcome in outcomes.items()
@@ -527,7 +528,7 @@ class BackendConformance:
             backend = self.make_backend()
             command = backend.cancel_command(job_ids, self.owner)
             out, err = (text, "") if where == "out" else ("", text)
-            outcomes = backend.parse_cancel(result(command, code, out, err), job_ids)
+            outcomes = backend.read_cancel(result(command, code, out, err), job_ids)
             assert set(outcomes) <= set(job_ids)
             for job_id, outcome in outcomes.items():
                 assert isinstance(outcome, CancelOutcome)
@@ -578,6 +579,7 @@ class BackendConformance:
             backend = self.make_backend()
             spec = replace(self.make_spec(), resources=request)
             try:
+                check_spec(backend, spec)  # the core refuses these before any backend sees them
                 lines = backend.directives(spec)
             except (SubmitError, ConfigError) as exc:
                 assert str(exc), "the user needs a message"

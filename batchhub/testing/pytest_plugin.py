@@ -1,19 +1,9 @@
 """batchhub's pytest plugin, loaded by pytest through the ``pytest11``
 entry point wherever batchhub is installed. It only defines fixtures, and
 imports what they need when a test asks for them, so it costs nothing to
-load:
+load (the in-memory scheduler's fixtures, ``fake_cluster`` and its
+parts, come with it from ``batchhub_fake.pytest_plugin``):
 
-``fake_clock``
-    virtual time (``batchhub_fake.FakeClock``): nothing sleeps, tests move it.
-``fake_scheduler``
-    an in-memory scheduler on that clock (``FakeScheduler``: slots, queue
-    and start delays, run-time limits, fault injection).
-``fake_runner``
-    a command runner answering the fake's commands in process, counting
-    them by kind (``runner.counts["status"]``).
-``fake_cluster``
-    all three with a ``FakeBackend`` built for them: ``await
-    cluster.run(command)``, ``cluster.advance(seconds)``.
 ``backend_strategies``
     ``batchhub.testing.strategies``: hypothesis strategies for resource
     requests and garbage scheduler output (needs hypothesis).
@@ -24,57 +14,10 @@ load:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-
-@dataclass
-class FakeCluster:
-    """The fake scheduler, its runner, its clock and a backend for them."""
-
-    clock: Any
-    scheduler: Any
-    runner: Any
-    backend: Any
-
-    async def run(self, command: Any) -> Any:
-        """Run ``command`` against the scheduler, as the hub's runner would."""
-        return await self.runner.run(command)
-
-    def advance(self, seconds: float) -> float:
-        """Move virtual time on; the scheduler catches up on its next command."""
-        return self.clock.advance(seconds)
-
-
-@pytest.fixture
-def fake_clock() -> Any:
-    from batchhub_fake import FakeClock
-
-    return FakeClock()
-
-
-@pytest.fixture
-def fake_scheduler(fake_clock: Any) -> Any:
-    from batchhub_fake import FakeScheduler
-
-    return FakeScheduler(seed=0, clock=fake_clock)
-
-
-@pytest.fixture
-def fake_runner(fake_scheduler: Any) -> Any:
-    from batchhub_fake import FakeRunner
-
-    return FakeRunner(fake_scheduler)
-
-
-@pytest.fixture
-def fake_cluster(fake_clock: Any, fake_scheduler: Any, fake_runner: Any) -> FakeCluster:
-    from batchhub_fake import FakeBackend
-
-    return FakeCluster(fake_clock, fake_scheduler, fake_runner, FakeBackend())
 
 
 @pytest.fixture

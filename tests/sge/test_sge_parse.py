@@ -20,7 +20,7 @@ from batchhub.jobs import (
     ResourceRequest,
     SubmitError,
 )
-from batchhub.testing.conformance import BackendConformance
+from batchhub.template import render_job_script
 from batchhub_sge.backend import SGEBackend
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sge"
@@ -51,10 +51,6 @@ def spec(**resources: object) -> JobSpec:
         workdir="/home/alice/.batchhub/default",
         command=("batchhub-singleuser",),
     )
-
-
-class TestSGEConformance(BackendConformance):
-    backend_class = SGEBackend
 
 
 # --- states ------------------------------------------------------------------
@@ -363,13 +359,14 @@ def test_never_passes_the_environment() -> None:
 )
 def test_unsafe_user_values_are_refused(resources: dict) -> None:
     with pytest.raises(SubmitError):
-        SGEBackend().directives(spec(**resources))
+        render_job_script(SGEBackend(), spec(**resources))
 
 
 def test_a_workdir_grid_engine_would_misread_is_refused() -> None:
-    bad = JobSpec("alice", "", "batchhub-alice", ResourceRequest(), "/home/alice/my dir")
-    with pytest.raises(ConfigError):
-        SGEBackend().directives(bad)
+    for workdir in ("/home/alice/my dir", "/home/alice/host:x", "relative/dir"):
+        bad = JobSpec("alice", "", "batchhub-alice", ResourceRequest(), workdir)
+        with pytest.raises(ConfigError, match="the sge scheduler cannot take"):
+            render_job_script(SGEBackend(), bad)
 
 
 def test_status_lists_only_the_owners_jobs_in_one_command() -> None:

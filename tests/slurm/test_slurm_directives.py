@@ -6,6 +6,7 @@ import pytest
 
 from batchhub.jobs import ConfigError, JobSpec, ResourceRequest, SubmitError
 from batchhub.plugins import PluginRegistry
+from batchhub.template import render_job_script
 from batchhub_slurm.backend import SlurmBackend, slurm_time
 
 
@@ -81,14 +82,14 @@ def test_extra_directives_must_each_be_one_option(bad: str) -> None:
 @pytest.mark.parametrize("field", ["queue", "project"])
 @pytest.mark.parametrize("value", ["debug --uid=0", "a\nb", "x;y"])
 def test_names_that_could_smuggle_options_are_refused(field: str, value: str) -> None:
-    with pytest.raises(SubmitError):
-        SlurmBackend().directives(spec(**{field: value}))
+    with pytest.raises(SubmitError, match=f"The {field} .* is not valid"):
+        render_job_script(SlurmBackend(), spec(**{field: value}))
 
 
 @pytest.mark.parametrize("workdir", ["/home/al ice/x", "/home/alice/%j", "/home/alice/a\\b"])
 def test_output_paths_slurm_would_mangle_are_refused(workdir: str) -> None:
-    with pytest.raises(ConfigError):
-        SlurmBackend().directives(spec(workdir=workdir))
+    with pytest.raises(ConfigError, match="the slurm scheduler cannot take"):
+        render_job_script(SlurmBackend(), spec(workdir=workdir))
 
 
 def test_export_policy_must_be_names_only() -> None:

@@ -16,7 +16,6 @@ from batchhub.jobs import (
     SubmitError,
     SubmitUncertain,
 )
-from batchhub.testing.conformance import BackendConformance
 from batchhub_slurm.backend import SlurmBackend, first_node
 from batchhub_slurm.states import STATES
 
@@ -26,10 +25,6 @@ backend = SlurmBackend()
 def parse(name: str) -> dict:
     result = sample(name)
     return backend.parse_status(result, ids_of(result))
-
-
-class TestSlurmConformance(BackendConformance):
-    backend_class = SlurmBackend
 
 
 # --- status: every state we could make Slurm show -------------------------

@@ -17,6 +17,7 @@ HOSTILE = ["$(touch pwned)", "`touch pwned`", "a b", "it's", '"; touch pwned; "'
 class ToyBackend(Backend):
     name = "toy"
     directive_prefix = "#TOY"
+    unsafe_path_chars = ""  # writes no path into a directive: the script's quoting is what is tested
 
     def __init__(self, lines: Sequence[str] | None = None) -> None:
         super().__init__()

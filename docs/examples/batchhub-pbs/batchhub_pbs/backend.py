@@ -13,12 +13,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from batchhub.backend import Backend
+from batchhub.backend import Backend, wall_clock
 from batchhub.jobs import (
     CancelOutcome,
     Command,
     CommandResult,
-    ConfigError,
     JobSpec,
     JobState,
     Observation,
@@ -39,12 +38,8 @@ STATES = {
     "E": JobState.STOPPING,
 }
 JOB_ID_RE = re.compile(r"\d+(\[\d*\])?\.[A-Za-z0-9_.-]+")  # 123.server, 12[].server
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # queues (workq, gpu@server2), projects
 DELETED = 91  # the substate of a finished job that qdel ended
 WALLTIME_EXCEEDED = -29  # PBS's Exit_status for a job killed at its walltime
-#: qdel's exit codes when the server answered for each job: PBS's error
-#: number (modulo 256) for unknown job, finished, wrong state, not yours.
-CANCEL_ANSWERS = frozenset({0, 153, 35, 168, 159})
 GONE = ("Unknown Job Id", "Job has finished", "Request invalid for state of job")
 
 
@@ -77,22 +72,19 @@ class PBSBackend(Backend):
     directive_prefix = "#PBS"
     answer_exit_codes = frozenset({0, 153})  # 153: an id is unknown, the others are described
     refused_directives = {"-V": "it would give every job the hub's own environment"}
+    unsafe_path_chars = Backend.unsafe_path_chars + ":"  # -o host:path
+    # qdel's exit codes when the server answered for each job: PBS's error
+    # number (modulo 256) for unknown job, finished, wrong state, not yours
+    cancel_exit_codes = frozenset({0, 153, 35, 168, 159})
 
     def directives(self, spec: JobSpec) -> list[str]:
         res = spec.resources
-        if re.search(r"[\s:]", spec.workdir):
-            raise ConfigError(f"PBS cannot write job output under {spec.workdir!r}: no spaces or ':'")
         select = f"select=1:ncpus={res.cores}" + (f":mem={res.memory_mb}mb" if res.memory_mb else "")
         options = [f"-N {spec.job_name}", f"-o {spec.output_path}", f"-e {spec.error_path}"]
         options += ["-k oed", "-r n"]  # output written in place, so it is readable while it runs; no reruns
         options.append(f"-l {select}" + (f":ngpus={res.gpus}" if res.gpus else ""))
-        if res.runtime_s:
-            hours, rest = divmod(res.runtime_s, 3600)
-            options.append(f"-l walltime={hours:02d}:{rest // 60:02d}:{rest % 60:02d}")
-        for flag, value, what in (("-q", res.queue, "queue"), ("-A", res.project, "project")):
-            if value and not NAME_RE.fullmatch(value):
-                raise SubmitError(f"{value!r} is not a PBS {what} name: use letters, digits, '.', '_', '-'.")
-            options += [f"{flag} {value}"] if value else []
+        options += [f"-l walltime={wall_clock(res.runtime_s)}"] if res.runtime_s else []
+        options += [f"{flag} {value}" for flag, value in (("-q", res.queue), ("-A", res.project)) if value]
         return self.option_lines(options)
 
     def submit_command(self, spec: JobSpec, script: str) -> Command:
@@ -132,8 +124,7 @@ class PBSBackend(Backend):
         if native == "F":
             state, code = finished(job)
         elif state is None:  # a state newer than this code: never guess an end
-            self.log.warning("qstat reported job %s in an unknown state %r", job_id, native)
-            state = JobState.PENDING
+            state = self.unknown_state(job_id, native)
         host = None if state.queued else str(job.get("exec_host") or "").split("/")[0] or None
         return Observation(job_id, state, native, str(job.get("comment") or ""), host, code)
 
@@ -153,7 +144,5 @@ class PBSBackend(Backend):
         return self.command("qdel", *job_ids, as_user=username)
 
     def parse_cancel(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, CancelOutcome]:
-        if result.timed_out or result.returncode not in CANCEL_ANSWERS:
-            return dict.fromkeys(job_ids, CancelOutcome.FAILED)  # the jobs may still run
         said = {line.rsplit(None, 1)[-1]: line for line in result.stderr.splitlines() if line.strip()}
         return {job_id: outcome(said.get(job_id, "")) for job_id in job_ids}

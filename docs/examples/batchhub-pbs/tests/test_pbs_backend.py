@@ -20,6 +20,7 @@ from batchhub.jobs import (
     SubmitError,
     SubmitUncertain,
 )
+from batchhub.template import render_job_script
 from batchhub.testing.conformance import BackendConformance
 from batchhub.testing.samples import CancelSample, StatusSample, SubmitSample
 
@@ -122,14 +123,16 @@ def test_directives_leave_the_rest_to_the_site_and_add_its_own() -> None:
     assert lines[-1] == "#PBS -l place=excl"
 
 
+# the core checks names and paths before any backend sees them (check_spec)
 def test_a_queue_name_that_is_not_one_is_the_users_error() -> None:
     with pytest.raises(SubmitError, match="queue"):
-        PBSBackend().directives(spec(queue="workq\n#PBS -u root"))
+        render_job_script(PBSBackend(), spec(queue="workq\n#PBS -u root"))
 
 
-def test_a_workdir_pbs_cannot_write_to_is_the_sites_error() -> None:
-    with pytest.raises(ConfigError):
-        PBSBackend().directives(spec(workdir="/home/alice/My Files"))
+@pytest.mark.parametrize("workdir", ["/home/alice/My Files", "/home/alice/host:dir"])
+def test_a_workdir_pbs_cannot_write_to_is_the_sites_error(workdir: str) -> None:
+    with pytest.raises(ConfigError, match="the pbs scheduler cannot take"):
+        render_job_script(PBSBackend(), spec(workdir=workdir))
 
 
 def test_minus_V_is_refused() -> None:
