@@ -155,13 +155,17 @@ def test_the_installed_package_is_the_wheel(installed: Installed) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(installed.venv / "lib")), done.stdout
     files = installed.run("python", "-c", "import importlib.metadata as m; print(*m.files('batchhub'))")
-    names = files.stdout.split()
-    for needed in (
-        "batchhub/templates/default.sh.j2",
-        "batchhub/templates/form.html.j2",
-        "batchhub/py.typed",
-    ):
-        assert needed in names, f"{needed} is not in the wheel"
+    names = set(files.stdout.split())
+    for needed in ("templates/default.sh.j2", "templates/form.html.j2", "py.typed"):
+        assert f"batchhub/{needed}" in names, f"batchhub/{needed} is not in the wheel"
+    # every file of the packages in the checkout, templates and data too, is in the wheel
+    packages = [path.name for path in REPO.glob("batchhub*") if (path / "__init__.py").is_file()]
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", *packages], capture_output=True, text=True, check=False
+    )
+    if tracked.returncode == 0:
+        left_out = {name for name in tracked.stdout.split() if (REPO / name).is_file()} - names
+        assert not left_out, f"files of the packages missing from the wheel: {sorted(left_out)}"
 
 
 def test_backends_lists_the_three_backends(installed: Installed) -> None:
