@@ -399,7 +399,7 @@ def polling_config(backend: str, interval: float) -> Config:
     c = Config()
     c.BatchSpawner.backend = backend
     c.BatchSpawner.poll_interval = interval if not float(interval).is_integer() else int(interval)
-    c.BatchSpawner.monitor_interval = interval
+    c.JobMonitor.interval = interval
     return c
 
 

@@ -67,7 +67,7 @@ BOB_WAITS = "c.BatchSpawner.job_prologue = 'if [ \"$JUPYTERHUB_USER\" = bob ]; t
 def waiting_hub() -> Iterator[RealHub]:
     """A hub where bob's spawns stay pending; the monitor ticks every 0.5 s,
     so its loop is mid-sleep or mid-tick whenever the hub is stopped."""
-    yield from start_hub("fake", BOB_WAITS + "c.BatchSpawner.monitor_interval = 0.5\n")
+    yield from start_hub("fake", BOB_WAITS + "c.JobMonitor.interval = 0.5\n")
 
 
 @pytest.fixture(scope="module", params=["fake", "sge", "slurm"])

@@ -33,7 +33,7 @@ def config(interval: float) -> Config:
     c = Config()
     c.BatchSpawner.backend = "fake"
     c.BatchSpawner.poll_interval = interval
-    c.BatchSpawner.monitor_interval = interval
+    c.JobMonitor.interval = interval
     return c
 
 

@@ -103,7 +103,7 @@ def config(scheduler: str) -> Config:
     c = Config()
     c.BatchSpawner.backend = scheduler
     c.BatchSpawner.poll_interval = 1
-    c.BatchSpawner.monitor_interval = 1
+    c.JobMonitor.interval = 1
     c.SGEBackend.programs = {"qstat": f"{SGE_BIN}/qstat"}
     c.SGEBackend.command_env = SGE_ENV
     return c
