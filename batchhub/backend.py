@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from traitlets import Dict, Float, List, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from .free import Free
 from .jobs import (
     CancelOutcome,
     Command,
@@ -55,7 +56,7 @@ def deprecated_program(program: str) -> Unicode:
 
 
 #: The ``*_command`` builders; what each returns is stamped with its kind.
-COMMAND_KINDS = ("submit", "status", "reason", "history", "list", "cancel")
+COMMAND_KINDS = ("submit", "status", "reason", "history", "list", "cancel", "free")
 
 
 def _stamped(builder: Callable[..., Command | None], kind: str) -> Callable[..., Command | None]:
@@ -315,6 +316,19 @@ class Backend(LoggingConfigurable):
         whose name carries the hub's tag). ``QueryError`` when the listing
         failed: absence from a failed listing means nothing."""
         raise NotImplementedError
+
+    # --- free resources (optional) ----------------------------------------
+    def free_command(self) -> Command | None:
+        """Optional: ONE command, run as the hub at most once a minute, that
+        says what is free right now on every queue or partition (cores, and
+        GPUs where it can), for the spawn form. ``None``: the form shows none."""
+        return None
+
+    def parse_free(self, result: CommandResult) -> dict[str, Free]:
+        """Free resources by queue or partition name from ``free_command``'s
+        output. Raise ``QueryError`` (or anything) when the answer cannot be
+        read: the form then shows nothing, and still comes up."""
+        return {}
 
     # --- cancel ---------------------------------------------------------
     def cancel_command(self, job_ids: Sequence[str], username: str) -> Command:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from traitlets import Bool, Enum, Unicode
 
 from batchhub.backend import Backend, deprecated_program, wall_clock
+from batchhub.free import Free
 from batchhub.jobs import (
     CancelOutcome,
     Command,
@@ -31,6 +32,8 @@ from batchhub.jobs import (
 )
 
 from . import parse
+from .free import parse_free
+from .reasons import plain_reason
 
 #: Values that go into a directive line unquoted: no whitespace, no shell or
 #: Grid Engine syntax that could turn one option into two.
@@ -227,12 +230,24 @@ class SGEBackend(Backend):
             for job in parse.parse_listing(result.stdout)
         ]
 
+    def free_command(self) -> Command | None:
+        # every queue instance's slots and state, and what is left of the GPU complex
+        gpus = ("-F", self._complex(self.gpu_complex)) if self.gpu_complex else ()
+        return self.command("qstat", "-f", *gpus, "-xml")
+
+    def parse_free(self, result: CommandResult) -> dict[str, Free]:
+        self.require_answer(result)
+        return parse_free(result.stdout, self.gpu_complex)
+
     def reason_command(self, job_ids: Sequence[str]) -> Command | None:
         return self.command("qstat", "-j", ",".join(job_ids), "-xml")
 
     def parse_reasons(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, str]:
         self.require_answer(result)
         return parse.parse_details(result.stdout, job_ids)
+
+    def explain_reason(self, reason: str) -> str:
+        return plain_reason(reason)
 
     def history_command(self, job_ids: Sequence[str]) -> Command | None:
         # qmaster keeps recently finished jobs (`finished_jobs`, default 100);

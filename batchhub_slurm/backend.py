@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import ClassVar
 
 from traitlets import Bool, Enum, Unicode
 
 from batchhub.backend import Backend, deprecated_program
+from batchhub.free import Free
 from batchhub.jobs import (
     CancelOutcome,
     Command,
@@ -39,6 +41,7 @@ from batchhub.jobs import (
     TaggedJob,
 )
 
+from .free import SINFO_FREE_FORMAT, parse_free
 from .states import HOLD_REASONS, STATE_REASONS, STATES, human_reason
 
 #: squeue fields, each ended by the delimiter (``:|`` = no padding, then
@@ -174,7 +177,7 @@ class SlurmBackend(Backend):
     unsafe_path_chars: ClassVar[str] = Backend.unsafe_path_chars + "%\\\"'"  # %j patterns, \ escapes
     cancel_exit_codes: ClassVar[frozenset[int] | None] = frozenset({0, 1, 210})
 
-    program_names = ("sbatch", "squeue", "scancel", "sacct")
+    program_names = ("sbatch", "squeue", "scancel", "sacct", "sinfo")
     # old names of ``programs`` entries, still read
     sbatch_path = deprecated_program("sbatch")
     squeue_path = deprecated_program("squeue")
@@ -313,6 +316,14 @@ class SlurmBackend(Backend):
             jobs.append(TaggedJob(job_id, name, owner, self._observe(job_id, native, "", "", "").state))
         return jobs
 
+    def free_command(self) -> Command | None:
+        # one line per node and partition: state, CPUs (alloc/idle/other/total), GRES and GRES in use
+        return self.command("sinfo", "--noheader", "--Node", "-O", SINFO_FREE_FORMAT)
+
+    def parse_free(self, result: CommandResult) -> dict[str, Free]:
+        self.require_answer(result)
+        return parse_free(result.stdout, self.gpu_gres)
+
     def parse_status(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, Observation]:
         # squeue's quirk: ONE unknown id alone fails; in a list it is just absent.
         if not result.timed_out and len(job_ids) == 1 and "Invalid job id specified" in result.stderr:
@@ -348,11 +359,38 @@ class SlurmBackend(Backend):
             return Observation(job_id, state, native, f"Slurm reports the state {word or '?'}")
         if state is JobState.PENDING and reason_code in HOLD_REASONS:
             state = JobState.HELD
-        reason = human_reason(reason_code)
+        # a waiting job keeps Slurm's code, which explain_reason puts in plain
+        # words (the hub logs both); an ended job's reason is a sentence now
+        code = reason_code.strip()
+        reason = code if state.queued and human_reason(code) else human_reason(code)
         if state.terminal and word in STATE_REASONS and reason_code in ("", "None", word.title()):
             reason = STATE_REASONS[word]
         host = None if state.queued else (first_node(batch_host) or first_node(nodelist))
         return Observation(job_id, state, native, reason, host)
+
+    def explain_reason(self, reason: str) -> str:
+        return human_reason(reason)
+
+    def start_command(self, job_ids: Sequence[str]) -> Command | None:
+        # pending jobs only; "N/A" until the backfill pass has placed the job
+        return self.command("squeue", "--noheader", "--start", f"--jobs={','.join(job_ids)}", "-o", "%i|%S")
+
+    def parse_starts(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, datetime]:
+        if not result.timed_out and len(job_ids) == 1 and "Invalid job id specified" in result.stderr:
+            return {}
+        self.require_answer(result)
+        wanted = set(job_ids)
+        starts: dict[str, datetime] = {}
+        for line in result.stdout.splitlines():
+            job_id, bar, when = line.strip().partition("|")
+            if not bar or job_id not in wanted:
+                continue
+            try:
+                # Slurm prints the controller's local time; the hub shares its zone
+                starts[job_id] = datetime.fromisoformat(when.strip()).astimezone()
+            except ValueError:
+                continue  # N/A, Unknown: no estimate yet
+        return starts
 
     @staticmethod
     def _with_exit(obs: Observation, code: int | None) -> Observation:

@@ -1,0 +1,1 @@
+qstat -f -F gpu -xml

@@ -1,0 +1,1 @@
+sinfo --noheader --Node -O 'PartitionName:|,StateCompact:|,CPUsState:|,Gres:|,GresUsed:|'
