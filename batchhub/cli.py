@@ -22,7 +22,7 @@ from pathlib import Path
 
 from traitlets.config import Config, ConfigFileNotFound, PyFileConfigLoader
 
-from . import resources, template
+from . import adopt, resources, template
 from .jobs import BatchhubError, ConfigError, JobSpec
 from .plugins import get_registry
 from .runner import CommandRunner
@@ -140,7 +140,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def known_job_ids(db_url: str) -> set[str]:
-    """Job ids recorded in the hub's database (each server's saved state)."""
+    """Job ids recorded in the hub's database (each server's saved state,
+    batchhub's or a previous spawner's)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(db_url)
@@ -154,9 +155,9 @@ def known_job_ids(db_url: str) -> set[str]:
     ids = set()
     for (raw,) in rows:
         state = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-        job_id = ((state or {}).get("batchhub") or {}).get("job_id")
+        job_id = adopt.saved_job_id(state)  # also a job another spawner started, not yet adopted
         if job_id:
-            ids.add(str(job_id))
+            ids.add(job_id)
     return ids
 
 

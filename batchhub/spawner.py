@@ -25,8 +25,8 @@ from sqlalchemy.orm import object_session
 from traitlets import Any as AnyTrait
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
+from . import adopt, options, readiness, resources, shared, template, workdir
 from . import form as options_form
-from . import options, readiness, resources, shared, template, workdir
 from .backend import Backend
 from .callback import Refusal  # importing it registers the port-report route with the hub
 from .controller import JobController, SpawnFailed
@@ -294,9 +294,9 @@ class BatchSpawner(Spawner):
         session = object_session(self.orm_spawner) if self.orm_spawner is not None else None
         if session is not None:
             for (state,) in session.query(orm.Spawner.state):
-                job_id = ((state or {}).get("batchhub") or {}).get("job_id")
+                job_id = adopt.saved_job_id(state)
                 if job_id:
-                    ids.add(str(job_id))
+                    ids.add(job_id)
         return ids
 
     def _job_event(self, event: JobEvent) -> None:
@@ -607,10 +607,27 @@ class BatchSpawner(Spawner):
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
-        self._saved_state = dict(state.get("batchhub") or {})
+        self._saved_state = dict(state.get("batchhub") or {}) or self._adopted_state(state)
         self._notice = str(state.get("batchhub_notice") or "")
         if self._controller is not None:
             self._controller.load_state(self._saved_state)
+
+    def _adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """batchhub's state for a running job that another spawner
+        (batchspawner, sgespawner) started and saved, on the configured
+        backend: tracked from now on, never submitted again (``batchhub.adopt``)."""
+        try:
+            adopted = adopt.from_foreign_state(state, self.backend)
+        except ValueError as exc:
+            self.log.error(
+                "batchhub cannot adopt the server of %s: %s; cancel that job by hand", self._log_name, exc
+            )
+            return {}
+        if adopted:
+            self.log.info(
+                "batchhub: %s for %s, on the %s backend", adopted["message"], self._log_name, self.backend
+            )
+        return adopted or {}
 
     def clear_state(self) -> None:
         # the notice outlives the stop that clears the rest: it is for the next visit
