@@ -146,7 +146,15 @@ class SGEBackend(Backend):
         ]
         if res.cores < 1:
             raise SubmitError(f"A job needs at least one core, not {res.cores}.")
-        if res.cores > 1 or self.pe_for_one_core:
+        if res.nodes != 1 or res.tasks_per_node != 1:
+            raise ConfigError(
+                "Grid Engine spreads a job's cores over nodes through its parallel environment, not "
+                "nodes and tasks per node: offer pe (c.ResourceForm.pe_choices, e.g. smp and mpi) "
+                "instead of nodes and tasks_per_node"
+            )
+        if res.pe:  # the user's choice among the admin's (c.ResourceForm.pe_choices)
+            options.append(f"-pe {self._checked(res.pe, _NAME_RE, 'parallel environment')} {res.cores}")
+        elif res.cores > 1 or self.pe_for_one_core:
             options.append(
                 f"-pe {self._checked(self.pe, _NAME_RE, 'c.SGEBackend.pe', admin=True)} {res.cores}"
             )
@@ -168,7 +176,9 @@ class SGEBackend(Backend):
         if res.queue:
             options.append(f"-q {res.queue}")
         if res.project:
-            options.append(f"-P {res.project}")
+            options.append(f"-P {self._checked(res.project, _NAME_RE, 'project')}")  # a plain name here
+        if res.email:  # checked by the core (template.check_spec): one plain address
+            options += [f"-M {res.email}", "-m ea"]  # mail at the end and on abort
         if self.verify:
             options.append(f"-w {self.verify}")
         return self.option_lines(options)
