@@ -346,6 +346,7 @@ class BatchSpawner(Spawner):
             workdir="/nonexistent/probe",
         )
         try:
+            template.check_spec(backend, probe)  # the core's own rules first, as at render time
             backend.directives(probe)
         except SubmitError as exc:
             return str(exc)
