@@ -17,6 +17,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from traitlets import Dict, Float, List, Unicode, validate
@@ -56,7 +57,7 @@ def deprecated_program(program: str) -> Unicode:
 
 
 #: The ``*_command`` builders; what each returns is stamped with its kind.
-COMMAND_KINDS = ("submit", "status", "reason", "history", "list", "cancel", "free")
+COMMAND_KINDS = ("submit", "status", "reason", "start", "history", "list", "cancel", "free")
 
 
 def _stamped(builder: Callable[..., Command | None], kind: str) -> Callable[..., Command | None]:
@@ -292,6 +293,25 @@ class Backend(LoggingConfigurable):
 
     def parse_reasons(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, str]:
         """Reasons by job id from ``reason_command``'s output."""
+        return {}
+
+    def explain_reason(self, reason: str) -> str:
+        """Plain words for a reason as the scheduler gave it (a Slurm code,
+        Grid Engine's messages), from this backend's own table: "Waiting for
+        resources", "Held", ... The core shows these to the user and logs
+        the scheduler's text beside them. Plain text passes through
+        unchanged; so does anything the table lacks."""
+        return reason
+
+    def start_command(self, job_ids: Sequence[str]) -> Command | None:
+        """Optional: ONE command asking when the scheduler expects waiting
+        jobs to start (Slurm's ``squeue --start``). The monitor runs it only
+        for queued jobs someone waits on. ``None``: no estimates here."""
+        return None
+
+    def parse_starts(self, result: CommandResult, job_ids: Sequence[str]) -> dict[str, datetime]:
+        """Expected start times (timezone-aware) by job id from
+        ``start_command``'s output; jobs without an estimate are left out."""
         return {}
 
     def history_command(self, job_ids: Sequence[str]) -> Command | None:

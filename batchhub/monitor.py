@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from traitlets import Float, Int
@@ -58,6 +59,8 @@ class Tracked:
     missing: int = 0  # consecutive successful answers that lacked it
     reason_fetched_for: str = field(default="")  # native state whose reason is known
     cancelling: bool = False  # a cancel was sent: absence means it is gone
+    raw_reason: str = ""  # the scheduler's own words for the reason last logged
+    expected_start: datetime | None = None  # when the scheduler expects it to start
 
 
 class JobMonitor(LoggingConfigurable):
@@ -91,6 +94,12 @@ class JobMonitor(LoggingConfigurable):
         0.2,
         help="Seconds an early tick (a submission, a port report, a cancel) waits for more of "
         "them, so a burst shares one status query.",
+    ).tag(config=True)
+    start_interval = Float(
+        15.0,
+        help="Seconds between asks for the expected start times of queued jobs someone waits on "
+        "(where the backend can estimate them, as Slurm's squeue --start does): one command for "
+        "all of them, and a job new to the queue is asked about at its first tick.",
     ).tag(config=True)
     parse_in_thread_bytes = Int(
         64 * 1024,
@@ -126,6 +135,7 @@ class JobMonitor(LoggingConfigurable):
         self._pokes = 0
         self._pokes_served = 0
         self._urgent = False
+        self._starts_asked_at = float("-inf")
 
     # --- tracking ------------------------------------------------------
     def track(self, job_id: str, owner: str, listener: Listener | None = None, starting: bool = True) -> None:
@@ -159,6 +169,13 @@ class JobMonitor(LoggingConfigurable):
     def observation(self, job_id: str) -> Observation | None:
         entry = self.jobs.get(job_id)
         return entry.observation if entry else None
+
+    def expected_start(self, job_id: str) -> datetime | None:
+        """When the scheduler last said it expects ``job_id`` to start, while it waits."""
+        entry = self.jobs.get(job_id)
+        if entry is None or entry.observation is None or not entry.observation.state.queued:
+            return None
+        return entry.expected_start
 
     def poke(self, urgent: bool = False) -> None:
         """Ask for an early tick: a job was submitted, reported its port or
@@ -226,6 +243,8 @@ class JobMonitor(LoggingConfigurable):
         # reasons join the observation before anyone hears of it: a spawner
         # told "failed" fails at once and would never see a later reason
         await self._fetch_reasons(answer)
+        self._explain(answer)
+        await self._fetch_starts(answer)
         for job_id in ids:
             entry = self.jobs.get(job_id)
             if entry is None:
@@ -311,21 +330,79 @@ class JobMonitor(LoggingConfigurable):
         command = self.backend.reason_command(wanted)
         if command is None:
             return
-        self.stats["reason_queries"] += 1
-        result = await self.runner.run(command)
-        if not result.ok:
+        reasons = await self._optional_query("reason", command, self.backend.parse_reasons, wanted)
+        if reasons is None:
             return  # asked again next tick: a passing failure must not hide the reason
-        try:
-            reasons = await self._parse(self.backend.parse_reasons, result, wanted)
-        except Exception:  # QueryError, or a parser's bug: the states stand without reasons
-            log.debug("reason query for %d job(s) gave no answer", len(wanted), exc_info=True)
-            return
         for job_id in wanted:
             entry = self.jobs.get(job_id)
             if entry is not None:
                 entry.reason_fetched_for = answer[job_id].native_state
             if reasons.get(job_id):
                 answer[job_id] = replace(answer[job_id], reason=reasons[job_id])
+
+    async def _optional_query(
+        self,
+        kind: str,
+        command: Command,
+        parser: Callable[[CommandResult, Sequence[str]], T],
+        ids: Sequence[str],
+    ) -> T | None:
+        """One batched optional query (reasons, start times); ``None`` when
+        it failed or could not be read, and what is known stands."""
+        self.stats[f"{kind}_queries"] += 1
+        result = await self.runner.run(command)
+        if not result.ok:
+            return None
+        try:
+            return await self._parse(parser, result, ids)
+        except Exception:  # QueryError, or a parser's bug
+            log.debug("%s query for %d job(s) gave no answer", kind, len(ids), exc_info=True)
+            return None
+
+    def _explain(self, answer: dict[str, Observation]) -> None:
+        """The backend's plain words for each reason; the scheduler's own
+        text goes to the hub's log once per change."""
+        for job_id, obs in answer.items():
+            if not obs.reason:
+                continue
+            try:
+                plain = self.backend.explain_reason(obs.reason) or obs.reason
+            except Exception:  # a table's bug leaves the scheduler's words
+                log.exception("the %s backend could not explain a reason", self.backend.name)
+                plain = obs.reason
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.raw_reason != obs.reason:
+                entry.raw_reason = obs.reason
+                if plain != obs.reason:
+                    self.log.info(
+                        "job %s (%s): %s; the scheduler said: %s", job_id, obs.state.name, plain, obs.reason
+                    )
+            answer[job_id] = replace(obs, reason=plain)
+
+    async def _fetch_starts(self, answer: dict[str, Observation]) -> None:
+        """Expected start times for queued jobs someone waits on: one
+        batched command, at most every ``start_interval`` unless a waiting
+        job has never been asked about."""
+        wanted = []
+        fresh = False
+        for job_id, obs in answer.items():
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.starting and not entry.cancelling and obs.state.queued:
+                wanted.append(job_id)
+                fresh = fresh or not entry.queried
+        if not wanted or (not fresh and self.clock() - self._starts_asked_at < self.start_interval):
+            return
+        command = self.backend.start_command(wanted)
+        if command is None:
+            return
+        self._starts_asked_at = self.clock()
+        starts = await self._optional_query("start", command, self.backend.parse_starts, wanted)
+        if starts is None:
+            return  # the last estimates stand
+        for job_id in wanted:
+            entry = self.jobs.get(job_id)
+            if entry is not None:
+                entry.expected_start = starts.get(job_id)
 
     # --- the loop -------------------------------------------------------
     def next_delay(self) -> float:

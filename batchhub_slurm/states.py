@@ -39,38 +39,47 @@ STATES: dict[str, JobState] = {
 #: Pending reasons that mean someone holds the job.
 HOLD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin", "job requeued in held state"})
 
-#: Why a job waits or ended, as a sentence for the spawn page.
+#: The plain words every backend shares for why a job waits.
+BUSY = "The cluster is busy"
+RESOURCES = "Waiting for resources"
+PRIORITY = "Waiting behind higher-priority jobs"
+HELD = "Held"
+NEVER = "Your request can never run here"
+
+#: Why a job waits or ended, as a sentence for the spawn page. Waiting
+#: reasons start with the shared plain words above.
 REASONS: dict[str, str] = {
-    "Resources": "waiting for resources (cores, memory or GPUs) to become free",
-    "Priority": "waiting behind higher-priority jobs",
-    "JobHeldUser": "held by its owner (scontrol release releases it)",
-    "JobHeldAdmin": "held by an administrator",
-    "job requeued in held state": "requeued and held (scontrol release releases it)",
-    "BeginTime": "waiting for its requested start time",
-    "Dependency": "waiting for another job to finish",
-    "DependencyNeverSatisfied": "waiting for another job that will never finish as needed",
-    "ReqNodeNotAvail": "the nodes it needs are unavailable (down, drained or reserved)",
-    "PartitionConfig": "no node in the partition has that many cores, that much memory or that many GPUs",
-    "PartitionNodeLimit": "it asks for more nodes than the partition allows, or they are down",
-    "PartitionTimeLimit": "its run time exceeds the partition's limit",
-    "PartitionDown": "the partition is down",
-    "PartitionInactive": "the partition is inactive",
-    "NodeDown": "a node it needs is down",
-    "BadConstraints": "no node satisfies its constraints",
-    "InvalidAccount": "its account is invalid",
-    "InvalidQOS": "its QOS is invalid",
-    "QOSJobLimit": "its QOS has reached its maximum number of jobs",
-    "QOSResourceLimit": "its QOS has reached a resource limit",
-    "QOSTimeLimit": "its QOS has reached its time limit",
-    "AssocGrpJobsLimit": "your account has reached its maximum number of jobs",
-    "AssociationJobLimit": "your account has reached its maximum number of jobs",
-    "AssociationResourceLimit": "your account has reached a resource limit",
-    "AssociationTimeLimit": "your account has reached its time limit",
-    "Licenses": "waiting for a license",
-    "Reservation": "waiting for its reservation to become active",
-    "Prolog": "the site's start-up script (prolog) is still running",
-    "Cleaning": "being requeued and still cleaning up its previous run",
-    "WaitingForScheduling": "waiting for the scheduler to look at it",
+    "Resources": f"{RESOURCES}: the cores, memory or GPUs it asks for are in use",
+    "Priority": PRIORITY,
+    "JobHeldUser": f"{HELD} by its owner (scontrol release releases it)",
+    "JobHeldAdmin": f"{HELD} by an administrator",
+    "job requeued in held state": f"{HELD}: requeued and held (scontrol release releases it)",
+    "BeginTime": "Waiting for its requested start time",
+    "Dependency": "Waiting for another job to finish",
+    "DependencyNeverSatisfied": f"{NEVER}: it waits for another job that will never finish as needed",
+    "ReqNodeNotAvail": f"{RESOURCES}: the nodes it needs are unavailable (down, drained or reserved)",
+    "PartitionConfig": f"{NEVER}: no node in the partition has that many cores, that much memory or "
+    "that many GPUs",
+    "PartitionNodeLimit": f"{NEVER}: it asks for more nodes than the partition allows, or they are down",
+    "PartitionTimeLimit": f"{NEVER}: its run time exceeds the partition's limit",
+    "PartitionDown": f"{RESOURCES}: the partition is down",
+    "PartitionInactive": f"{RESOURCES}: the partition is inactive",
+    "NodeDown": f"{RESOURCES}: a node it needs is down",
+    "BadConstraints": f"{NEVER}: no node satisfies its constraints",
+    "InvalidAccount": f"{NEVER}: its account is invalid",
+    "InvalidQOS": f"{NEVER}: its QOS is invalid",
+    "QOSJobLimit": f"{RESOURCES}: its QOS has reached its maximum number of jobs",
+    "QOSResourceLimit": f"{RESOURCES}: its QOS has reached a resource limit",
+    "QOSTimeLimit": f"{RESOURCES}: its QOS has reached its time limit",
+    "AssocGrpJobsLimit": f"{RESOURCES}: your account has reached its maximum number of jobs",
+    "AssociationJobLimit": f"{RESOURCES}: your account has reached its maximum number of jobs",
+    "AssociationResourceLimit": f"{RESOURCES}: your account has reached a resource limit",
+    "AssociationTimeLimit": f"{RESOURCES}: your account has reached its time limit",
+    "Licenses": f"{RESOURCES}: waiting for a license",
+    "Reservation": "Waiting for its reservation to become active",
+    "Prolog": "Starting: the site's start-up script (prolog) is still running",
+    "Cleaning": "Being requeued and still cleaning up its previous run",
+    "WaitingForScheduling": "Waiting for the scheduler to look at it",
     "JobLaunchFailure": "the job could not be launched",
     "NonZeroExitCode": "the job exited with an error",
     "TimeLimit": "the job reached its time limit",

@@ -36,9 +36,14 @@ def test_running_and_pending_with_reasons() -> None:
     assert running.state is JobState.RUNNING
     assert running.host == "vm"
     pending = [obs for obs in answer.values() if obs.native_state == "PENDING"]
+    # a waiting job keeps Slurm's code; explain_reason gives the plain words
     reasons = {obs.reason: obs.state for obs in pending}
-    assert reasons["waiting for resources (cores, memory or GPUs) to become free"] is JobState.PENDING
-    assert reasons["waiting behind higher-priority jobs"] is JobState.PENDING
+    assert reasons["Resources"] is JobState.PENDING and reasons["Priority"] is JobState.PENDING
+    plain = {backend.explain_reason(obs.reason): obs.state for obs in pending}
+    assert (
+        plain["Waiting for resources: the cores, memory or GPUs it asks for are in use"] is JobState.PENDING
+    )
+    assert plain["Waiting behind higher-priority jobs"] is JobState.PENDING
     assert JobState.HELD in reasons.values()
     assert all(obs.host is None for obs in pending), "a pending job has no host yet"
 
@@ -46,13 +51,15 @@ def test_running_and_pending_with_reasons() -> None:
 def test_held_by_user_is_held() -> None:
     (obs,) = parse("squeue-held").values()
     assert obs.state is JobState.HELD
-    assert "held" in obs.reason
+    assert backend.explain_reason(obs.reason).startswith("Held by its owner")
 
 
 def test_unsatisfiable_job_waits_with_a_reason_a_user_understands() -> None:
     (obs,) = parse("squeue-unsatisfiable").values()
     assert obs.state is JobState.PENDING
-    assert "no node in the partition has that many cores" in obs.reason
+    assert backend.explain_reason(obs.reason).startswith(
+        "Your request can never run here: no node in the partition has that many cores"
+    )
 
 
 def test_finished_jobs_carry_their_ending_and_exit_code() -> None:
@@ -290,3 +297,47 @@ def test_a_controller_that_refuses_connections_is_a_plain_failure() -> None:
     with pytest.raises(SubmitError) as failed:
         backend.parse_submit(CommandResult(command, 1, "", stderr))
     assert not isinstance(failed.value, SubmitUncertain)
+
+
+# --- expected start times (squeue --start) ---------------------------------------
+def test_start_command_is_one_query_for_all_waiting_jobs() -> None:
+    command = backend.start_command(["127", "128", "129"])
+    assert command is not None and command.kind == "start" and command.as_user is None
+    assert command.argv[0] == "squeue" and "--start" in command.argv
+    assert "--jobs=127,128,129" in command.argv
+
+
+def test_parse_starts_gives_aware_times_for_estimated_jobs_only() -> None:
+    starts = backend.parse_starts(sample("squeue-start"), ["127", "128", "129"])
+    assert set(starts) == {"128", "129"}  # 127 runs: squeue --start leaves it out
+    assert starts["128"].tzinfo is not None
+    assert starts["128"].astimezone().strftime("%H:%M:%S") == "11:48:53"
+    assert backend.parse_starts(sample("squeue-start-running"), ["127"]) == {}
+
+
+def test_parse_starts_skips_jobs_without_an_estimate_and_fails_on_failed_queries() -> None:
+    ok = CommandResult(Command(("squeue",)), 0, "5|N/A\n6|2026-12-02T11:48:53\n7|Unknown\n", "")
+    assert set(backend.parse_starts(ok, ["5", "6", "7"])) == {"6"}
+    gone = CommandResult(Command(("squeue",)), 1, "", "slurm_load_jobs error: Invalid job id specified")
+    assert backend.parse_starts(gone, ["5"]) == {}
+    with pytest.raises(QueryError):
+        backend.parse_starts(
+            CommandResult(Command(("squeue",)), 1, "", "Unable to contact slurm controller"), ["5", "6"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("code", "plain"),
+    [
+        ("Resources", "Waiting for resources"),
+        ("Priority", "Waiting behind higher-priority jobs"),
+        ("JobHeldUser", "Held"),
+        ("JobHeldAdmin", "Held"),
+        ("PartitionConfig", "Your request can never run here: "),
+        ("BadConstraints", "Your request can never run here: "),
+        ("QOSMaxCpuPerUserLimit", "QOSMaxCpuPerUserLimit"),  # unknown codes pass through
+    ],
+)
+def test_reason_codes_in_plain_words(code: str, plain: str) -> None:
+    assert backend.explain_reason(code).startswith(plain)
+    assert backend.explain_reason(backend.explain_reason(code)) == backend.explain_reason(code)

@@ -1,0 +1,1 @@
+squeue --noheader --start --jobs=127 -o '%i|%S'
