@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from .aio import wait_event
@@ -45,6 +46,27 @@ log = logging.getLogger("batchhub.controller")
 
 class SpawnFailed(Exception):
     """The spawn cannot succeed; the message is for the user."""
+
+
+def describe_duration(seconds: float) -> str:
+    """``3 min 10 s``, ``45 s``, ``2 h 5 min``: a wait as people say it."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+def describe_start(start: datetime, now: float) -> str:
+    """``at 14:05 (in 12 min)``; the date as well when not today."""
+    local = start.astimezone()
+    today = datetime.fromtimestamp(now).astimezone().date()
+    when = local.strftime("%H:%M") if local.date() == today else local.strftime("%Y-%m-%d %H:%M")
+    ahead = start.timestamp() - now
+    return f"at {when}" + (f" (in {describe_duration(ahead)})" if ahead >= 60 else "")
 
 
 class JobController:
@@ -79,6 +101,8 @@ class JobController:
         self._submitting: asyncio.Task[str] | None = None
         #: The state came from a previous hub process (``load_state``).
         self.adopted = False
+        #: When (``clock``) the job entered the queue: its submission, or its adoption.
+        self.queued_since: float | None = None
 
     # --- events ---------------------------------------------------------
     def _emit(self, kind: str, message: str = "") -> None:
@@ -170,6 +194,7 @@ class JobController:
             self._changed()
             raise SpawnFailed(str(exc)) from None
         lc.apply(Submitted(job_id))
+        self.queued_since = self.clock()
         self._track()
         self._emit("submitted")
         if lc.needs_cancel:  # a stop arrived while the submission was in flight
@@ -266,20 +291,57 @@ class JobController:
             self._emit("failed", message)
             self._changed()
 
-    async def wait_ready(self, timeout: float) -> tuple[str, int]:
+    def queue_status(self) -> str:
+        """While the job waits in the queue: how long, why, and when the
+        scheduler expects it to start ("Job 12 queued for 3 min 10 s:
+        Waiting for resources; expected to start at 14:05"); else ""."""
+        lc = self.lifecycle
+        if lc.phase is not Phase.QUEUED or lc.job_id is None:
+            return ""
+        waited = describe_duration(self.clock() - (self.queued_since or self.clock()))
+        obs = self.monitor.observation(lc.job_id)
+        line = f"Job {lc.job_id} queued for {waited}" + (f": {obs.reason}" if obs and obs.reason else "")
+        start = self.monitor.expected_start(lc.job_id)
+        if start is not None:
+            line += f"; expected to start {describe_start(start, self.clock())}"
+        return line
+
+    def _timeout_message(self) -> str:
+        """Why the spawn is given up, in the user's terms: how long it
+        waited and where it stood."""
+        lc = self.lifecycle
+        waited = describe_duration(self.clock() - self.queued_since) if self.queued_since else ""
+        if lc.phase is Phase.QUEUED:
+            obs = self.monitor.observation(lc.job_id) if lc.job_id else None
+            reason = obs.reason if obs and obs.reason else "the scheduler gave no reason"
+            return f"Still queued after {waited}: {reason}"
+        if lc.phase is Phase.STARTING:
+            where = f" on {lc.host}" if lc.host else ""
+            return f"The job started{where}, but its server did not answer within {waited} of submission"
+        return "The scheduler did not take the job in time"
+
+    async def wait_ready(self, timeout: float, *, cancel_wait: float = 60.0) -> tuple[str, int]:
         """Wait until the server is ready, failing promptly when the job
-        ends first, and cancelling it when ``timeout`` passes."""
+        ends first. When ``timeout`` passes the job is cancelled, waiting at
+        most ``cancel_wait`` seconds for the scheduler, and ``SpawnFailed``
+        says how long it waited, why, and whether the job is cancelled."""
         deadline = time.monotonic() + timeout
         while (ready := self.outcome()) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.time_out(
-                    f"The server did not start within {timeout:g} seconds "
-                    f"({self.lifecycle.message}). The job has been cancelled; try again, "
-                    "perhaps with fewer resources or a less busy queue."
+                message = self._timeout_message()
+                self.time_out(message)
+                # the cancel goes on in the background if the scheduler is slow
+                await asyncio.wait(
+                    {asyncio.ensure_future(self.request_stop())}, timeout=max(cancel_wait, 0.1)
                 )
-                await self.stop()
-                raise SpawnFailed(self.lifecycle.failure)
+                lc = self.lifecycle
+                if lc.phase.finished or lc.cancel_sent:
+                    message += "; the job was cancelled."
+                else:
+                    message += f"; the job {lc.job_id} could not be cancelled yet, and the hub keeps trying."
+                message += " Try again later, or ask for fewer resources or another queue."
+                raise SpawnFailed(message)
             self._wake.clear()
             await wait_event(self._wake, remaining)
         return ready

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 
 import pytest
 
-from batchhub.controller import JobController, SpawnFailed
+from batchhub.controller import JobController, SpawnFailed, describe_duration
 from batchhub.jobs import Command, CommandResult, JobSpec, JobState, ResourceRequest
 from batchhub.lifecycle import Phase
 from batchhub.monitor import JobMonitor
@@ -204,12 +205,51 @@ async def test_wait_ready_times_out_and_cancels_the_job(cluster: Cluster) -> Non
     try:
         ctrl = cluster.controller()
         job_id = await cluster.submit(ctrl)
-        with pytest.raises(SpawnFailed, match=r"did not start within 0\.2 seconds"):
+        with pytest.raises(
+            SpawnFailed, match=r"^Still queued after \d+ s: .+; the job was cancelled\."
+        ) as err:
             await ctrl.wait_ready(timeout=0.2)
-        assert cluster.sched.jobs[job_id].state is JobState.CANCELLED
+        assert "Try again later" in str(err.value)
+        assert cluster.sched.jobs[job_id].state is JobState.CANCELLED  # no orphan
+        await ctrl.stop(5)
         assert ctrl.lifecycle.phase is Phase.STOPPED
     finally:
         await cluster.monitor.stop()
+
+
+async def test_timeout_in_starting_says_where_the_job_ran(cluster: Cluster) -> None:
+    ctrl = cluster.controller()
+    job_id = await cluster.submit(ctrl)
+    await cluster.after(2.5)  # running on the node, no port yet
+    with pytest.raises(SpawnFailed, match=rf"started on {HOST}, but its server did not answer"):
+        await ctrl.wait_ready(timeout=0)
+    assert cluster.sched.jobs[job_id].state in (JobState.CANCELLED, JobState.STOPPING)
+
+
+async def test_queue_status_says_how_long_why_and_when(cluster: Cluster) -> None:
+    now = [1000.0]
+    ctrl = JobController(
+        cluster.backend, cluster.runner, cluster.monitor, username="alice", clock=lambda: now[0]
+    )
+    assert ctrl.queue_status() == ""
+    job_id = await cluster.submit(ctrl)
+    await cluster.monitor.tick()
+    now[0] += 190
+    assert ctrl.queue_status().startswith(f"Job {job_id} queued for 3 min 10 s")
+    start = datetime.fromtimestamp(now[0] + 12 * 60, timezone.utc)
+    cluster.monitor.jobs[job_id].expected_start = start
+    line = ctrl.queue_status()
+    assert line.endswith(f"; expected to start at {start.astimezone().strftime('%H:%M')} (in 12 min)"), line
+    await cluster.after(2.5)  # running: no queue line
+    assert ctrl.queue_status() == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0, "0 s"), (45, "45 s"), (60, "1 min"), (190, "3 min 10 s"), (3600, "1 h"), (3900, "1 h 5 min")],
+)
+def test_describe_duration(seconds: float, words: str) -> None:
+    assert describe_duration(seconds) == words
 
 
 # --- stop ------------------------------------------------------------------------
