@@ -15,6 +15,7 @@ import html
 import os
 import pwd
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -171,6 +172,14 @@ class BatchSpawner(Spawner):
     ).tag(config=True)
 
     stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
+    timeout_margin = Float(
+        10.0,
+        help="Seconds before JupyterHub's start_timeout (both counted from the call of start()) "
+        "at which batchhub gives up a spawn whose job is still queued or starting: it cancels the "
+        "job and tells the user how long it waited and why, instead of JupyterHub failing the "
+        "spawn with a blank message. Half of start_timeout at most.",
+    ).tag(config=True)
+
         config=True
     )
 
@@ -480,7 +489,16 @@ class BatchSpawner(Spawner):
         try:
             spec = self.build_spec(request)
             script = self.render_script(spec)
+    def wait_budget(self, started: float) -> tuple[float, float]:
+        """Seconds left to wait for the server, and for the cancel at the
+        end, so that batchhub's word reaches the user before JupyterHub's
+        start_timeout (counted since ``started``, monotonic) fires."""
+        timeout = float(self.start_timeout)
+        margin = max(0.0, min(self.timeout_margin, timeout / 2))
+        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
+
         except SubmitError as exc:  # a site plugin refused the job
+        started = time.monotonic()
             raise SpawnException(str(exc), reason="refused", status_code=400) from None
         except ConfigError as exc:
             raise self._config_failure(exc) from None
@@ -494,7 +512,8 @@ class BatchSpawner(Spawner):
             raise SpawnException(str(exc), reason="rejected") from None
         self._save_state_now()
         try:
-            host, port = await controller.wait_ready(self.start_timeout)
+            wait, cancel_wait = self.wait_budget(started)
+            host, port = await controller.wait_ready(wait, cancel_wait=cancel_wait)
         except SpawnFailed as exc:
             raise SpawnException(await self._failure_message(str(exc), spec), reason="job_failed") from None
         self._save_state_now()
@@ -646,7 +665,10 @@ class BatchSpawner(Spawner):
             lc = self._controller.lifecycle if self._controller is not None else None
             return lc is not None and (lc.phase.waiting or self._spawn_pending)
 
-        async for step in self._progress.stream(waiting):
+        def live() -> str:
+            return self._controller.queue_status() if self._controller is not None else ""
+
+        async for step in self._progress.stream(waiting, live):
             yield step
 
 
