@@ -8,6 +8,7 @@ lifecycle can be tested as pure functions.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -163,6 +164,14 @@ class CommandResult:
         return f"`{self.command.argv[0]}` exited {self.returncode}: {' '.join(text[-3:])[:500]}"
 
 
+#: A mail address a directive may carry: one ``@``, no spaces, quotes,
+#: commas or control characters, and nothing that could look like an option.
+EMAIL_RE = re.compile(
+    r"(?=.{3,254}\Z)[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
 @dataclass(frozen=True)
 class ResourceRequest:
     """What a user asked for, already validated against the admin's limits.
@@ -177,6 +186,18 @@ class ResourceRequest:
     runtime_s: int | None = None
     queue: str | None = None
     project: str | None = None
+    #: Grid Engine's parallel environment (``-pe mpi 8``); ``None``: the backend's own rule.
+    pe: str | None = None
+    #: Slurm: nodes, and tasks on each; ``cores`` is then the cores of each task.
+    nodes: int = 1
+    tasks_per_node: int = 1
+    #: Where the scheduler mails when the job ends or fails; ``None``: no mail.
+    email: str | None = None
+
+    @property
+    def total_cores(self) -> int:
+        """Cores of the whole job: ``cores`` on each of ``nodes`` x ``tasks_per_node`` tasks."""
+        return self.cores * self.nodes * self.tasks_per_node
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,20 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .jobs import BatchhubError, ResourceRequest
-from .resources import ADVANCED, FIELDS, NAME_PATTERN, NUMERIC_FIELDS, PARSERS, Profile, ResourceForm
+from .jobs import EMAIL_RE, BatchhubError, ConfigError, ResourceRequest
+from .resources import (
+    ADVANCED,
+    FIELD_UNITS,
+    FIELDS,
+    FORMATS,
+    NAME_PATTERN,
+    NUMERIC_FIELDS,
+    PARSERS,
+    PERSONAL_FIELDS,
+    Profile,
+    Range,
+    ResourceForm,
+)
 from .units import TooLarge, format_memory, format_runtime
 
 #: Keys JupyterHub itself may leave in form data; never options.
@@ -27,6 +39,8 @@ _HINTS = {
     "gpus": "a whole number",
     "memory": "a size such as 4G or 512M (a plain number means GB)",
     "runtime": "a time such as 2h, 90m, 1:30:00 or 1-00:00:00 (a plain number means hours)",
+    "nodes": "a whole number",
+    "tasks_per_node": "a whole number",
 }
 
 
@@ -89,11 +103,18 @@ def normalize(raw: Mapping[str, Any] | None) -> dict[str, str | int | float]:
         scalar = _scalar(key, value)
         if scalar is not None:
             result[key] = scalar
+        elif key in PERSONAL_FIELDS:
+            result[key] = ""  # cleared on purpose: none, not the default
     return result
 
 
 def _name(form: ResourceForm, field: str, value: object, from_user: bool) -> str | None:
     choices = form.choices(field)
+    if field == "pe" and "pe" in form.fields and not choices:
+        raise ConfigError(
+            "ResourceForm.fields lists pe but pe_choices is empty: list the parallel "
+            'environments users may choose, e.g. c.ResourceForm.pe_choices = ["smp", "mpi"]'
+        )
     if value is None:
         return form.default_name(field)
     if from_user and field not in form.fields:
@@ -115,7 +136,8 @@ def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: 
     fields (profiles written by the admin may set any field)."""
     queue = _name(form, "queue", values.get("queue"), from_user)
     project = _name(form, "project", values.get("project"), from_user)
-    limits = form.limits(queue)
+    pe = _name(form, "pe", values.get("pe"), from_user)
+    limits = form.limits(queue, project)
     numbers: dict[str, int | None] = {}
     for field in NUMERIC_FIELDS:
         allowed = limits[field]
@@ -137,7 +159,7 @@ def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: 
         except ValueError:
             raise OptionsError(field, value, f"give {_HINTS[field]}, in {allowed.describe()}") from None
         if not allowed.low <= parsed <= allowed.high:
-            raise OptionsError(field, value, f"choose {allowed.describe()}")
+            _refuse_outside(form, allowed, value, parsed, queue, project)
         numbers[field] = parsed
     return ResourceRequest(
         cores=int(numbers["cores"] or 0),
@@ -146,7 +168,55 @@ def resolve_values(form: ResourceForm, values: Mapping[str, Any], *, from_user: 
         runtime_s=numbers["runtime"],
         queue=queue,
         project=project,
+        pe=pe,
+        nodes=int(numbers["nodes"] or 1),
+        tasks_per_node=int(numbers["tasks_per_node"] or 1),
+        email=_email(form, values.get("email"), from_user),
     )
+
+
+def _refuse_outside(
+    form: ResourceForm, allowed: Range, value: object, parsed: int, queue: str | None, project: str | None
+) -> None:
+    """Refuse a value outside ``allowed``, naming the project that grants
+    it where the chosen project is what stands in the way."""
+    field = allowed.field
+    granting = form.granting_projects(field, parsed, queue) if form.project_limits else []
+    if not granting:
+        raise OptionsError(field, value, f"choose {allowed.describe()}")
+    word = form.label("project").lower()
+    names = " or ".join(granting)
+    if field in FIELD_UNITS:
+        unit = FIELD_UNITS[field][parsed != 1]
+        many = f"{parsed} {unit} need{'s' * (parsed == 1)}"
+        what = f"{form.label(field)} need" if allowed.high == 0 else many
+    else:
+        what = f"{form.label(field)} of {FORMATS[field](parsed)} needs"
+    todo = "choose it in the form" if "project" in form.fields else "ask your administrator"
+    here = f" ({project!r} allows {allowed.describe()})" if project else ""
+    raise OptionsError(
+        field, value, f"{what} the {word} {names}", f"{field}: {what} the {word} {names}{here}; {todo}"
+    )
+
+
+def _email(form: ResourceForm, value: object, from_user: bool) -> str | None:
+    """The address the job mails, checked; the default when none is given,
+    ``None`` when the user cleared it."""
+    if value is None:
+        return form.default_email()
+    if from_user and "email" not in form.fields:
+        raise OptionsError("email", value, "an email address cannot be given here")
+    text = str(value).strip()
+    if text == "":
+        return None
+    if not EMAIL_RE.fullmatch(text):
+        raise OptionsError(
+            "email",
+            value,
+            "give one plain address such as name@example.org (no spaces, quotes or commas), "
+            "or leave it empty for no mail",
+        )
+    return text
 
 
 def choose_profile(form: ResourceForm, values: Mapping[str, Any]) -> Profile | None:
@@ -158,7 +228,7 @@ def choose_profile(form: ResourceForm, values: Mapping[str, Any]) -> Profile | N
             raise OptionsError("profile", name, "this site offers no profiles; set the fields instead")
         return None
     if name is None:
-        given = [f for f in FIELDS if f in values]
+        given = [f for f in FIELDS if f in values and f not in PERSONAL_FIELDS]
         if given and form.allow_advanced:
             return None  # REST callers may send fields alone
         if given:
@@ -170,7 +240,7 @@ def choose_profile(form: ResourceForm, values: Mapping[str, Any]) -> Profile | N
         return None
     for profile in profiles:
         if profile.name == name:
-            given = [f for f in FIELDS if f in values]
+            given = [f for f in FIELDS if f in values and f not in PERSONAL_FIELDS]
             if given:
                 raise OptionsError(
                     given[0],
@@ -195,7 +265,11 @@ def parse_options(form: ResourceForm, raw: Mapping[str, Any] | None) -> Resource
     values = normalize(raw)
     profile = choose_profile(form, values)
     if profile is not None:
-        return resolve_values(form, profile.values, from_user=False)
+        personal = {f: values[f] for f in PERSONAL_FIELDS if f in values}
+        for field, value in personal.items():
+            if field not in form.fields:
+                raise OptionsError(field, value, f"{form.label(field).lower()} cannot be chosen here")
+        return resolve_values(form, {**profile.values, **personal}, from_user=False)
     return resolve_values(form, values, from_user=True)
 
 
@@ -210,6 +284,14 @@ def options_from_form(form: ResourceForm, formdata: Mapping[str, Any]) -> dict[s
 def describe_request(request: ResourceRequest) -> str:
     """A one-line summary for progress messages: ``2 cores, 4G, 1 GPU, 2h on gpu``."""
     parts = [f"{request.cores} core{'s' if request.cores != 1 else ''}"]
+    if request.nodes != 1 or request.tasks_per_node != 1:
+        tasks = request.tasks_per_node
+        parts[0] = (
+            f"{request.nodes} node{'s' * (request.nodes != 1)} x {tasks} task{'s' * (tasks != 1)} "
+            f"x {parts[0]}"
+        )
+    if request.pe:
+        parts[0] += f" ({request.pe})"
     if request.memory_mb:
         parts.append(format_memory(request.memory_mb))
     if request.gpus:

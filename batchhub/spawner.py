@@ -15,7 +15,6 @@ import html
 import os
 import pwd
 import secrets
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -172,14 +171,6 @@ class BatchSpawner(Spawner):
     ).tag(config=True)
 
     stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
-    timeout_margin = Float(
-        10.0,
-        help="Seconds before JupyterHub's start_timeout (both counted from the call of start()) "
-        "at which batchhub gives up a spawn whose job is still queued or starting: it cancels the "
-        "job and tells the user how long it waited and why, instead of JupyterHub failing the "
-        "spawn with a blank message. Half of start_timeout at most.",
-    ).tag(config=True)
-
         config=True
     )
 
@@ -325,6 +316,12 @@ class BatchSpawner(Spawner):
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         return options.options_from_form(self.resource_form, formdata)
+
+    async def run_auth_state_hook(self, auth_state: Any) -> Any:
+        # JupyterHub runs this before it shows the form and before a start:
+        # the user's mail address (c.ResourceForm.email_from_auth) comes from here
+        await self.resource_form.learn_user(self.user.name, auth_state)
+        return await super().run_auth_state_hook(auth_state)
 
     def accepted_request(self) -> ResourceRequest:
         """The validated request, also checked against the backend's own
@@ -489,16 +486,7 @@ class BatchSpawner(Spawner):
         try:
             spec = self.build_spec(request)
             script = self.render_script(spec)
-    def wait_budget(self, started: float) -> tuple[float, float]:
-        """Seconds left to wait for the server, and for the cancel at the
-        end, so that batchhub's word reaches the user before JupyterHub's
-        start_timeout (counted since ``started``, monotonic) fires."""
-        timeout = float(self.start_timeout)
-        margin = max(0.0, min(self.timeout_margin, timeout / 2))
-        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
-
         except SubmitError as exc:  # a site plugin refused the job
-        started = time.monotonic()
             raise SpawnException(str(exc), reason="refused", status_code=400) from None
         except ConfigError as exc:
             raise self._config_failure(exc) from None
@@ -512,8 +500,7 @@ class BatchSpawner(Spawner):
             raise SpawnException(str(exc), reason="rejected") from None
         self._save_state_now()
         try:
-            wait, cancel_wait = self.wait_budget(started)
-            host, port = await controller.wait_ready(wait, cancel_wait=cancel_wait)
+            host, port = await controller.wait_ready(self.start_timeout)
         except SpawnFailed as exc:
             raise SpawnException(await self._failure_message(str(exc), spec), reason="job_failed") from None
         self._save_state_now()
@@ -665,10 +652,7 @@ class BatchSpawner(Spawner):
             lc = self._controller.lifecycle if self._controller is not None else None
             return lc is not None and (lc.phase.waiting or self._spawn_pending)
 
-        def live() -> str:
-            return self._controller.queue_status() if self._controller is not None else ""
-
-        async for step in self._progress.stream(waiting, live):
+        async for step in self._progress.stream(waiting):
             yield step
 
 

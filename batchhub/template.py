@@ -27,7 +27,7 @@ from importlib import resources as importlib_resources
 import jinja2
 
 from .backend import JOB_NAME_RE, Backend
-from .jobs import ConfigError, JobSpec, SubmitError
+from .jobs import EMAIL_RE, ConfigError, JobSpec, SubmitError
 
 #: Environment variable names a template may export.
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -254,11 +254,19 @@ def check_spec(backend: Backend, spec: JobSpec) -> None:
             "(a batchhub_prepare_job hook changed it?)"
         )
     res = spec.resources
-    for value, what in ((res.queue, "queue"), (res.project, "project")):
+    for value, what in ((res.queue, "queue"), (res.project, "project"), (res.pe, "parallel environment")):
         if value and not SCHEDULER_NAME_RE.fullmatch(value):
             raise SubmitError(
                 f"The {what} {value!r} is not valid: use letters, digits and '.', '_', '-', '@' only."
             )
+    if res.email is not None and not EMAIL_RE.fullmatch(res.email):
+        raise SubmitError(
+            f"email: {res.email!r} is not a plain mail address; give one such as name@example.org "
+            "(no spaces, quotes or commas), or none."
+        )
+    for count, what in ((res.nodes, "nodes"), (res.tasks_per_node, "tasks per node")):
+        if not isinstance(count, int) or count < 1:
+            raise SubmitError(f"A job needs at least one of {what}, not {count!r}.")
     for path in (spec.workdir, spec.output_path, spec.error_path):
         bad = {c for c in path if UNSAFE_CHARS.match(c) or c in backend.unsafe_path_chars}
         if bad or not path.startswith("/"):

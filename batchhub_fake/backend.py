@@ -39,7 +39,7 @@ from batchhub.jobs import (
 from . import protocol
 
 #: Directive options whose values the user chose in the form.
-USER_OPTIONS = frozenset({"queue", "project", "cores", "mem", "gpus", "time"})
+USER_OPTIONS = frozenset({"queue", "project", "cores", "mem", "gpus", "time", "pe", "nodes", "tasks", "mail"})
 
 
 class FakeBackend(Backend):
@@ -100,6 +100,12 @@ class FakeBackend(Backend):
             options.append(f"--queue={res.queue}")
         if res.project:
             options.append(f"--project={res.project}")
+        if res.pe:
+            options.append(f"--pe={res.pe}")
+        if res.nodes != 1 or res.tasks_per_node != 1:
+            options += [f"--nodes={res.nodes}", f"--tasks={res.tasks_per_node}"]
+        if res.email:
+            options.append(f"--mail={res.email}")
         options += [f"--output={spec.output_path}", f"--error={spec.error_path}", f"--chdir={spec.workdir}"]
         lines = []
         for option in options:

@@ -70,6 +70,10 @@ OPTIONS = {
     "time": r"[1-9][0-9]{0,9}",  # seconds
     "queue": r"[A-Za-z0-9_.-]{1,64}",
     "project": r"[A-Za-z0-9_.-]{1,64}",
+    "pe": r"[A-Za-z0-9_.-]{1,64}",
+    "nodes": r"[1-9][0-9]{0,4}",
+    "tasks": r"[1-9][0-9]{0,4}",  # per node
+    "mail": r"[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}@[A-Za-z0-9.-]{1,190}",
     "output": r"\S{1,4096}",
     "error": r"\S{1,4096}",
     "chdir": r"\S{1,4096}",

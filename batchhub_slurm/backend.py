@@ -218,14 +218,24 @@ class SlurmBackend(Backend):
             f"--job-name={spec.job_name}",  # the core checked it (JOB_NAME_RE)
             f"--output={spec.output_path}",
             f"--error={spec.error_path}",
-            "--nodes=1",
-            "--ntasks=1",
+            f"--nodes={int(res.nodes)}",
+            f"--ntasks={int(res.nodes) * int(res.tasks_per_node)}",
             f"--cpus-per-task={int(res.cores)}",
         ]
+        if res.pe:
+            raise ConfigError(
+                "a parallel environment is Grid Engine's; on Slurm offer nodes and tasks_per_node "
+                "(c.ResourceForm.fields) instead of pe"
+            )
+        if res.nodes < 1 or res.tasks_per_node < 1:
+            raise SubmitError("A job needs at least one node and one task per node.")
+        if res.nodes > 1 or res.tasks_per_node > 1:
+            options.append(f"--ntasks-per-node={int(res.tasks_per_node)}")
         if res.memory_mb is not None:
-            options.append(f"--mem={int(res.memory_mb)}M")
+            # --mem is per node: the job's total shared out over its nodes
+            options.append(f"--mem={-(-int(res.memory_mb) // int(res.nodes))}M")
         if res.gpus:
-            options.append(self._gpu_option(int(res.gpus)))
+            options.append(self._gpu_option(int(res.gpus), int(res.nodes)))
         if res.runtime_s is not None:
             options.append(f"--time={slurm_time(res.runtime_s)}")
         if res.queue:
@@ -234,10 +244,17 @@ class SlurmBackend(Backend):
             options.append(f"--account={res.project}")
         if self.qos:
             options.append(f"--qos={self._name(self.qos, 'QOS')}")
+        if res.email:  # checked by the core (template.check_spec): one plain address
+            options += [f"--mail-user={res.email}", "--mail-type=END,FAIL"]
         options.append(f"--export={self._export()}")
         return self.option_lines(options)
 
-    def _gpu_option(self, count: int) -> str:
+    def _gpu_option(self, count: int, nodes: int = 1) -> str:
+        if self.gpu_request == "gres" and count % nodes:  # --gres counts per node
+            raise SubmitError(
+                f"gpus: {count} GPUs cannot be shared evenly over {nodes} nodes; "
+                f"ask for a multiple of {nodes}."
+            )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", self.gpu_gres):
             raise ConfigError(
                 f"c.SlurmBackend.gpu_gres {self.gpu_gres!r} is not a GRES name like gpu or gpu:a100"
@@ -245,7 +262,7 @@ class SlurmBackend(Backend):
         if self.gpu_request == "gpus":
             kind = self.gpu_gres.partition(":")[2]
             return f"--gpus={kind}:{count}" if kind else f"--gpus={count}"
-        return f"--gres={self.gpu_gres}:{count}"
+        return f"--gres={self.gpu_gres}:{count // nodes}"
 
     def _export(self) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_,]+", self.export):
