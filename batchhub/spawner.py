@@ -15,6 +15,7 @@ import html
 import os
 import pwd
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -170,6 +171,14 @@ class BatchSpawner(Spawner):
         "c.Backend.job_name_prefix before turning this on where two hubs share a scheduler.",
     ).tag(config=True)
 
+    timeout_margin = Float(
+        10.0,
+        help="Seconds before JupyterHub's start_timeout (both counted from the call of start()) "
+        "at which batchhub gives up a spawn whose job is still queued or starting: it cancels the "
+        "job and tells the user how long it waited and why, instead of JupyterHub failing the "
+        "spawn with a blank message. Half of start_timeout at most.",
+    ).tag(config=True)
+
     stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
         config=True
     )
@@ -316,12 +325,6 @@ class BatchSpawner(Spawner):
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         return options.options_from_form(self.resource_form, formdata)
-
-    async def run_auth_state_hook(self, auth_state: Any) -> Any:
-        # JupyterHub runs this before it shows the form and before a start:
-        # the user's mail address (c.ResourceForm.email_from_auth) comes from here
-        await self.resource_form.learn_user(self.user.name, auth_state)
-        return await super().run_auth_state_hook(auth_state)
 
     def accepted_request(self) -> ResourceRequest:
         """The validated request, also checked against the backend's own
@@ -476,7 +479,16 @@ class BatchSpawner(Spawner):
         """Extra environment for the submit command: the token in env mode."""
         return {"JUPYTERHUB_API_TOKEN": self.api_token} if self.token_delivery == "env" else {}
 
+    def wait_budget(self, started: float) -> tuple[float, float]:
+        """Seconds left to wait for the server, and for the cancel at the
+        end, so that batchhub's word reaches the user before JupyterHub's
+        start_timeout (counted since ``started``, monotonic) fires."""
+        timeout = float(self.start_timeout)
+        margin = max(0.0, min(self.timeout_margin, timeout / 2))
+        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
+
     async def start(self) -> tuple[str, int]:
+        started = time.monotonic()
         self._submission = secrets.token_hex(4)
         self._progress.reset()
         self._notice = ""  # told once; this start is the user's answer to it
@@ -500,7 +512,8 @@ class BatchSpawner(Spawner):
             raise SpawnException(str(exc), reason="rejected") from None
         self._save_state_now()
         try:
-            host, port = await controller.wait_ready(self.start_timeout)
+            wait, cancel_wait = self.wait_budget(started)
+            host, port = await controller.wait_ready(wait, cancel_wait=cancel_wait)
         except SpawnFailed as exc:
             raise SpawnException(await self._failure_message(str(exc), spec), reason="job_failed") from None
         self._save_state_now()
@@ -652,7 +665,10 @@ class BatchSpawner(Spawner):
             lc = self._controller.lifecycle if self._controller is not None else None
             return lc is not None and (lc.phase.waiting or self._spawn_pending)
 
-        async for step in self._progress.stream(waiting):
+        def live() -> str:
+            return self._controller.queue_status() if self._controller is not None else ""
+
+        async for step in self._progress.stream(waiting, live):
             yield step
 
 
