@@ -171,6 +171,7 @@ class BatchSpawner(Spawner):
         "c.Backend.job_name_prefix before turning this on where two hubs share a scheduler.",
     ).tag(config=True)
 
+    stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
     timeout_margin = Float(
         10.0,
         help="Seconds before JupyterHub's start_timeout (both counted from the call of start()) "
@@ -179,7 +180,6 @@ class BatchSpawner(Spawner):
         "spawn with a blank message. Half of start_timeout at most.",
     ).tag(config=True)
 
-    stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
         config=True
     )
 
@@ -325,6 +325,12 @@ class BatchSpawner(Spawner):
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         return options.options_from_form(self.resource_form, formdata)
+
+    async def run_auth_state_hook(self, auth_state: Any) -> Any:
+        # JupyterHub runs this before it shows the form and before a start:
+        # the user's mail address (c.ResourceForm.email_from_auth) comes from here
+        await self.resource_form.learn_user(self.user.name, auth_state)
+        return await super().run_auth_state_hook(auth_state)
 
     def accepted_request(self) -> ResourceRequest:
         """The validated request, also checked against the backend's own
@@ -479,16 +485,7 @@ class BatchSpawner(Spawner):
         """Extra environment for the submit command: the token in env mode."""
         return {"JUPYTERHUB_API_TOKEN": self.api_token} if self.token_delivery == "env" else {}
 
-    def wait_budget(self, started: float) -> tuple[float, float]:
-        """Seconds left to wait for the server, and for the cancel at the
-        end, so that batchhub's word reaches the user before JupyterHub's
-        start_timeout (counted since ``started``, monotonic) fires."""
-        timeout = float(self.start_timeout)
-        margin = max(0.0, min(self.timeout_margin, timeout / 2))
-        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
-
     async def start(self) -> tuple[str, int]:
-        started = time.monotonic()
         self._submission = secrets.token_hex(4)
         self._progress.reset()
         self._notice = ""  # told once; this start is the user's answer to it
@@ -498,7 +495,16 @@ class BatchSpawner(Spawner):
         try:
             spec = self.build_spec(request)
             script = self.render_script(spec)
+    def wait_budget(self, started: float) -> tuple[float, float]:
+        """Seconds left to wait for the server, and for the cancel at the
+        end, so that batchhub's word reaches the user before JupyterHub's
+        start_timeout (counted since ``started``, monotonic) fires."""
+        timeout = float(self.start_timeout)
+        margin = max(0.0, min(self.timeout_margin, timeout / 2))
+        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
+
         except SubmitError as exc:  # a site plugin refused the job
+        started = time.monotonic()
             raise SpawnException(str(exc), reason="refused", status_code=400) from None
         except ConfigError as exc:
             raise self._config_failure(exc) from None
