@@ -171,7 +171,6 @@ class BatchSpawner(Spawner):
         "c.Backend.job_name_prefix before turning this on where two hubs share a scheduler.",
     ).tag(config=True)
 
-    stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
     timeout_margin = Float(
         10.0,
         help="Seconds before JupyterHub's start_timeout (both counted from the call of start()) "
@@ -180,6 +179,7 @@ class BatchSpawner(Spawner):
         "spawn with a blank message. Half of start_timeout at most.",
     ).tag(config=True)
 
+    stop_timeout = Float(60.0, help="Seconds stop() waits for the scheduler to confirm the job is gone.").tag(
         config=True
     )
 
@@ -485,7 +485,16 @@ class BatchSpawner(Spawner):
         """Extra environment for the submit command: the token in env mode."""
         return {"JUPYTERHUB_API_TOKEN": self.api_token} if self.token_delivery == "env" else {}
 
+    def wait_budget(self, started: float) -> tuple[float, float]:
+        """Seconds left to wait for the server, and for the cancel at the
+        end, so that batchhub's word reaches the user before JupyterHub's
+        start_timeout (counted since ``started``, monotonic) fires."""
+        timeout = float(self.start_timeout)
+        margin = max(0.0, min(self.timeout_margin, timeout / 2))
+        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
+
     async def start(self) -> tuple[str, int]:
+        started = time.monotonic()
         self._submission = secrets.token_hex(4)
         self._progress.reset()
         self._notice = ""  # told once; this start is the user's answer to it
@@ -495,16 +504,7 @@ class BatchSpawner(Spawner):
         try:
             spec = self.build_spec(request)
             script = self.render_script(spec)
-    def wait_budget(self, started: float) -> tuple[float, float]:
-        """Seconds left to wait for the server, and for the cancel at the
-        end, so that batchhub's word reaches the user before JupyterHub's
-        start_timeout (counted since ``started``, monotonic) fires."""
-        timeout = float(self.start_timeout)
-        margin = max(0.0, min(self.timeout_margin, timeout / 2))
-        return max(0.0, timeout - margin - (time.monotonic() - started)), margin / 2
-
         except SubmitError as exc:  # a site plugin refused the job
-        started = time.monotonic()
             raise SpawnException(str(exc), reason="refused", status_code=400) from None
         except ConfigError as exc:
             raise self._config_failure(exc) from None
