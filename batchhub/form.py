@@ -5,18 +5,26 @@
 next to it ("1-16 cores", with an en dash), the admin's profiles as choices, and an
 "Advanced" choice that shows the fields. Browser-side hints (min, max) only
 help the user; ``options.parse_options`` is what decides.
+
+A refused request comes back as the form with every value the user sent
+and the refused field marked (``checked_options`` remembers them per user
+until the form is shown again). A line above Start says how many core-hours
+and GPU-hours the request asks for, and the queue's row what is free there
+now (``batchhub.free``); both follow the user's choices in the browser.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from typing import Any
 
 import jinja2
 
-from .options import OptionsError, describe_request, resolve_values
-from .resources import ADVANCED, FIELDS, NUMERIC_FIELDS, Range, ResourceForm
+from .options import OptionsError, describe_request, options_from_form, resolve_values
+from .resources import ADVANCED, FIELD_UNITS, FIELDS, NUMERIC_FIELDS, Range, ResourceForm
 from .units import format_memory, format_runtime
 
 FORM_TEMPLATE = "form.html.j2"
@@ -45,9 +53,53 @@ def _shown(field: str, value: int | None) -> str:
 
 def _limits_view(ranges: Mapping[str, Range]) -> dict[str, dict[str, Any]]:
     return {
-        field: {"min": r.low, "max": r.high, "text": r.describe(), "default": _shown(field, r.default)}
+        field: {
+            "min": r.low,
+            "max": r.high,
+            "text": r.describe(),
+            "default": _shown(field, r.default),
+            "value": r.default,  # in the base unit, for the core-hours line
+        }
         for field, r in ranges.items()
     }
+
+
+# --- a refused request, kept for the form that shows the refusal ----------------
+#: How long a refusal waits for its form (JupyterHub shows it at once).
+REFUSAL_KEPT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a user sent in a refused form submission, and why."""
+
+    values: dict[str, str]
+    field: str
+    message: str
+    at: float = field(default_factory=time.monotonic)
+
+
+_refusals: dict[str, Refusal] = {}
+
+
+def checked_options(form: ResourceForm, formdata: Mapping[str, Any], username: str) -> dict[str, Any]:
+    """``options_from_form`` for ``username``; a refusal is remembered (one
+    per user), so the form JupyterHub shows with its message keeps every
+    value the user sent and marks the refused field."""
+    try:
+        return options_from_form(form, formdata)
+    except OptionsError as exc:
+        _refusals[username] = Refusal(_prefill_values(formdata), exc.field, str(exc))
+        raise
+
+
+def take_refusal(username: str) -> Refusal | None:
+    """The user's last refusal, once; ``None`` when there is none (or it
+    is older than ``REFUSAL_KEPT_S``)."""
+    refusal = _refusals.pop(username, None)
+    if refusal is None or time.monotonic() - refusal.at > REFUSAL_KEPT_S:
+        return None
+    return refusal
 
 
 def _prefill_values(prefill: Mapping[str, Any] | None) -> dict[str, str]:
@@ -66,10 +118,18 @@ def _prefill_values(prefill: Mapping[str, Any] | None) -> dict[str, str]:
     return values
 
 
-def render_form(form: ResourceForm, prefill: Mapping[str, Any] | None = None) -> str:
+def render_form(
+    form: ResourceForm,
+    prefill: Mapping[str, Any] | None = None,
+    *,
+    refusal: Refusal | None = None,
+    free: Mapping[str, str] | None = None,
+) -> str:
     """The form's HTML. ``prefill`` is the user's previous ``user_options``
-    (JupyterHub keeps them), so the form opens with their last choice."""
-    values = _prefill_values(prefill)
+    (JupyterHub keeps them), so the form opens with their last choice; a
+    ``refusal`` wins over it (the values just sent, the refused field
+    marked). ``free``: what is free now, as a line per queue name."""
+    values = refusal.values if refusal is not None else _prefill_values(prefill)
     profiles = form.profile_list()
     names = [p.name for p in profiles]
     selected = values.get("profile", "")
@@ -91,11 +151,13 @@ def render_form(form: ResourceForm, prefill: Mapping[str, Any] | None = None) ->
     fields = []
     for name in (f for f in FIELDS if f in form.fields):
         field: dict[str, Any] = {"name": name, "label": form.label(name), "value": values.get(name, "")}
+        refused = refusal is not None and refusal.field == name
+        field.update(invalid=refused, message=refusal.message if refusal is not None and refused else "")
         if name in NUMERIC_FIELDS:
             r = ranges[name]
-            field.update(kind="number" if name in ("cores", "gpus") else "text", limits=r.describe())
+            field.update(kind="number" if name in FIELD_UNITS else "text", limits=r.describe())
             field.update(min=r.low, max=r.high)
-            if not field["value"]:
+            if not field["value"] and not refused:
                 field["value"] = _shown(name, r.default)
             field["placeholder"] = "scheduler default" if r.default is None else ""
         else:
@@ -108,11 +170,19 @@ def render_form(form: ResourceForm, prefill: Mapping[str, Any] | None = None) ->
     profile_views = []
     for p in profiles:
         try:
-            summary = describe_request(resolve_values(form, p.values, from_user=False))
+            request = resolve_values(form, p.values, from_user=False)
+            summary = describe_request(request)
         except OptionsError:  # profile_list() already checked; keep the page up regardless
             summary = ""
+            request = None
         profile_views.append(
-            {"name": p.name, "display_name": p.display_name, "description": p.description, "summary": summary}
+            {
+                "name": p.name,
+                "display_name": p.display_name,
+                "description": p.description,
+                "summary": summary,
+                "cost": _cost_view(request),
+            }
         )
 
     template = _env.get_template(FORM_TEMPLATE)
@@ -123,4 +193,20 @@ def render_form(form: ResourceForm, prefill: Mapping[str, Any] | None = None) ->
         selected=selected,
         fields=fields,
         queue_limits=queues,
+        base_limits=_limits_view(ranges),
+        # the free line goes in the queue's row, unless that row can be hidden (profiles)
+        queue_field=not profiles and any(f["name"] == "queue" for f in fields),
+        default_queue=queue or "",
+        free=dict(free or {}),
     )
+
+
+def _cost_view(request: Any) -> dict[str, Any]:
+    """What a profile asks for, for the core-hours and free lines: total
+    cores, GPUs, run time in seconds (``None``: the scheduler's default)
+    and queue."""
+    if request is None:
+        return {"cores": None, "gpus": None, "runtime": None, "queue": None}
+    total = getattr(request, "total_cores", None)  # cores on each of several nodes and tasks
+    cores = total if isinstance(total, int) else request.cores
+    return {"cores": cores, "gpus": request.gpus, "runtime": request.runtime_s, "queue": request.queue}

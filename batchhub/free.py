@@ -22,6 +22,8 @@ from traitlets import Bool, Float
 from traitlets.config import LoggingConfigurable
 
 if TYPE_CHECKING:  # both import this module's Free
+    from jupyterhub.spawner import Spawner
+
     from .backend import Backend
     from .monitor import Runner
 
@@ -82,10 +84,6 @@ class FreeResources(LoggingConfigurable):
         self._fetched_at: float | None = None
         self._fetching: asyncio.Task[dict[str, Free]] | None = None
 
-    @property
-    def supported(self) -> bool:
-        return self.enabled and self.backend.free_command() is not None
-
     async def get(self) -> dict[str, Free]:
         """Free resources by queue name; ``{}`` when unknown. Runs the
         command only when the last answer is older than ``interval`` (and
@@ -134,3 +132,16 @@ def _checked(answer: Mapping[str, Free]) -> dict[str, Free]:
 def for_form(answer: Mapping[str, Free]) -> dict[str, str]:
     """The lines the form shows, by queue name."""
     return {queue: free.describe() for queue, free in answer.items()}
+
+
+async def for_spawner(spawner: Spawner) -> dict[str, str]:
+    """The free-resources lines for ``spawner``'s form, from the hub's one
+    cache of its backend; ``{}`` when unknown, whatever goes wrong."""
+    from . import shared  # it builds on the monitor, which imports the backends
+
+    try:
+        backend = spawner.backend_impl  # type: ignore[attr-defined]
+        return for_form(await shared.free_resources(backend, spawner.config, spawner.log).get())
+    except Exception as exc:  # the form comes up whatever went wrong here
+        spawner.log.warning("batchhub: the form shows no free resources: %s", exc)
+        return {}

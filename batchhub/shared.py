@@ -15,6 +15,7 @@ from typing import Any
 from traitlets.config import Config
 
 from .backend import Backend
+from .free import FreeResources
 from .monitor import JobMonitor, Runner
 from .runner import CommandRunner
 from .sweeper import Sweeper
@@ -27,6 +28,7 @@ class Shared:
     runner: Runner | None = None
     monitors: dict[str, JobMonitor] = {}
     sweepers: dict[str, Sweeper] = {}
+    free: dict[str, FreeResources] = {}
 
 
 def runner(config: Config, log: logging.Logger | logging.LoggerAdapter[Any]) -> Runner:
@@ -77,6 +79,18 @@ def sweeper(
         found = Shared.sweepers[backend.name] = Sweeper(
             backend, runner(config, log), known=known, interval=interval, cancel_orphans=cancel_orphans
         )
+    return found
+
+
+def free_resources(
+    backend: Backend, config: Config, log: logging.Logger | logging.LoggerAdapter[Any]
+) -> FreeResources:
+    """The one free-resources cache of ``backend`` (``c.FreeResources``),
+    built on first use (and again if the hub's runner was replaced)."""
+    run = runner(config, log)
+    found = Shared.free.get(backend.name)
+    if found is None or found.runner is not run:
+        found = Shared.free[backend.name] = FreeResources(backend, run, config=config, log=log)
     return found
 
 

@@ -32,6 +32,7 @@ from .backend import Backend
 from .callback import Refusal  # importing it registers the port-report route with the hub
 from .controller import JobController, SpawnFailed
 from .events import JobEvent
+from .free import for_spawner as free_for_form
 from .hub_compat import HUB_MAJOR, SpawnException
 from .jobs import BatchhubError, Command, ConfigError, JobSpec, ResourceRequest, SubmitError
 from .lifecycle import Phase
@@ -316,15 +317,18 @@ class BatchSpawner(Spawner):
         get_registry().hook.batchhub_job_event(event=event)
 
     # --- the form -----------------------------------------------------
-    def _render_options_form(self, spawner: Spawner) -> str:
-        form = options_form.render_form(self.resource_form, self.user_options or {})
+    async def _render_options_form(self, spawner: Spawner) -> str:
+        refusal = options_form.take_refusal(self.user.name)  # the values a refused request sent
+        free = await free_for_form(self)  # what is free now per queue: the hub's cached answer
+        values = self.user_options or {}
+        form = options_form.render_form(self.resource_form, values, refusal=refusal, free=free)
         if self._notice:
             notice = f'<div class="alert alert-warning" role="alert">{html.escape(self._notice)}</div>\n'
             form = notice + form
         return form
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        return options.options_from_form(self.resource_form, formdata)
+        return options_form.checked_options(self.resource_form, formdata, self.user.name)
 
     async def run_auth_state_hook(self, auth_state: Any) -> Any:
         # JupyterHub runs this before it shows the form and before a start:

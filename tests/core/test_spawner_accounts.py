@@ -103,10 +103,10 @@ async def test_a_spawn_cancelled_by_a_restart_leaves_word_until_the_next_start(s
     # the user's next visit, perhaps after another restart: the form opens with the notice
     later = BatchSpawner(user=StandInUser("alice"), config=config())
     later.load_state(state)
-    form = later._render_options_form(later)
+    form = await later._render_options_form(later)
     assert form.startswith('<div class="alert alert-warning" role="alert">' + notice + "</div>")
     later._notice = "<b>" + notice
-    assert "&lt;b&gt;" in later._render_options_form(later)  # escaped, never markup
+    assert "&lt;b&gt;" in await later._render_options_form(later)  # escaped, never markup
     await stop_monitors()
 
 
