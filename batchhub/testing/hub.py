@@ -219,6 +219,8 @@ class RealHub:
     "command_env": {"PBS_EXEC": "/opt/pbs"}}}``, set after what the
     backend's plugin gives (``batchhub_site_settings``) and used by
     ``live_jobs()`` too. ``extra_config``: config file lines, last.
+    ``python``: the Python the hub runs under as the service account
+    (default ``HUB_PYTHON``), e.g. another spawner's environment.
     """
 
     def __init__(
@@ -229,8 +231,10 @@ class RealHub:
         backend_config: Mapping[str, Mapping[str, Any]] | None = None,
         extra_config: str = "",
         private_workdirs: bool = False,
+        python: Path | None = None,
     ) -> None:
         backend = backend or default_local_backend()
+        self.python = Path(python) if python else HUB_PYTHON
         self.backend_config = {cls: dict(traits) for cls, traits in (backend_config or {}).items()}
         # a job-name tag of this hub's own: the scheduler may be shared with others' jobs
         self.job_prefix = f"bh{secrets.token_hex(3)}"
@@ -292,7 +296,7 @@ class RealHub:
         }
         env.update(
             PATH=os.pathsep.join(
-                [str(HUB_PROXY.parent), str(HUB_PYTHON.parent), "/usr/local/bin", "/usr/bin", "/bin"]
+                [str(HUB_PROXY.parent), str(self.python.parent), "/usr/local/bin", "/usr/bin", "/bin"]
             ),
             HOME=str(self.state_dir),
             USER=self.account,
@@ -300,7 +304,7 @@ class RealHub:
         )
         with open(self.log_file, "ab") as out:
             return subprocess.Popen(
-                [str(HUB_PYTHON), "-m", "jupyterhub", "-f", str(self.config_file)],
+                [str(self.python), "-m", "jupyterhub", "-f", str(self.config_file)],
                 cwd=self.state_dir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
