@@ -186,7 +186,29 @@ async def test_a_job_held_by_its_owner_is_held(runner: CountingRunner, submit: S
     held = await runner.run(Command(("scontrol", "hold", job_id), as_user=USER))
     assert held.ok, held.describe()
     obs = await until(monitor, job_id, lambda obs: obs.state is JobState.HELD)
-    assert obs.reason.startswith("held by its owner")
+    assert obs.reason.startswith("Held by its owner")  # the monitor's plain words
+
+
+async def test_expected_start_of_a_job_queued_behind_another(runner: CountingRunner, submit: Submit) -> None:
+    """A job filling the node's CPUs, then ours behind it: Slurm's backfill
+    pass estimates our start (its first pass may take 30 s), and the monitor
+    fetches it in its batched start-time query."""
+    whole = SlurmBackend(extra_directives=["--cpus-per-task=4", "--time=5"])
+    first = await submit(whole)
+    monitor = JobMonitor(SlurmBackend(), runner, fast_interval=1.0, start_interval=2.0)
+    second = await submit(SlurmBackend(extra_directives=["--time=2"]))
+    monitor.track(first, USER)
+    monitor.track(second, USER)
+    await until(monitor, second, lambda obs: obs.state is JobState.PENDING)
+    deadline = time.monotonic() + 90
+    while monitor.expected_start(second) is None and time.monotonic() < deadline:
+        await asyncio.sleep(2)
+        await monitor.tick()
+    start = monitor.expected_start(second)
+    assert start is not None, "no expected start reached the monitor"
+    assert start.tzinfo is not None and start.timestamp() > time.time() - 60
+    assert monitor.expected_start(first) is None  # running: no estimate
+    assert monitor.observation(second).reason.startswith("Waiting for resources")
 
 
 def restart_slurmctld() -> None:
