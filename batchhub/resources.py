@@ -281,7 +281,8 @@ class ResourceForm(LoggingConfigurable):
         return self.labels.get(field, default)
 
     def choices(self, field: str) -> list[str]:
-        return list({"queue": self.queue_choices, "pe": self.pe_choices}.get(field, self.project_choices))
+        by_field = {"queue": self.queue_choices, "project": self.project_choices, "pe": self.pe_choices}
+        return list(by_field.get(field, []))
 
     def default_name(self, field: str) -> str | None:
         """The queue, project or parallel environment used when the user

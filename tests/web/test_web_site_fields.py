@@ -230,3 +230,14 @@ def test_bad_project_limits_are_config_errors() -> None:
         parse_options(form(fields=["project"], project_limits={"gpu": {"gpu_max": 1}}), {"project": "gpu"})
     with pytest.raises(ConfigError, match=r"project_limits\['gpu'\]"):
         parse_options(form(fields=["project"], project_limits={"gpu": {"gpus_min": 2}}), {"project": "gpu"})
+
+
+def test_the_form_shows_the_address_as_text_and_the_pe_as_a_choice() -> None:
+    from batchhub.form import render_form
+
+    f = form(fields=["pe", "email"], pe_choices=["smp", "mpi"], project_choices=["a", "b"])
+    f.username = "alice"
+    f.email_default = "{username}@example.org"
+    html = render_form(f, {})
+    assert 'name="email"' in html and 'value="alice@example.org"' in html
+    assert '<option value="mpi"' in html and '<option value="a"' not in html
