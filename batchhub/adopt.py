@@ -58,10 +58,10 @@ def foreign_job(state: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def from_foreign_state(state: Mapping[str, Any], backend: str) -> dict[str, Any] | None:
     """batchhub's saved state for the running job another spawner's saved
-    ``state`` names, on ``backend`` (the configured one: batchspawner's
-    SlurmSpawner's jobs are Slurm's, so ``c.BatchSpawner.backend`` must be
-    "slurm"); ``None`` when it names none. Raises ``ValueError`` for a job
-    id no scheduler writes."""
+    ``state`` names, on ``backend``: the configured one, which must be the
+    scheduler the old spawner used (docs/migrating.md maps each spawner
+    class to its backend); ``None`` when it names none. Raises
+    ``ValueError`` for a job id no scheduler writes."""
     found = foreign_job(state)
     if found is None:
         return None
