@@ -21,6 +21,15 @@ In the job::
    $JUPYTERHUB_API_URL/batchhub/port`` with the token; retried with backoff
    while the hub is unreachable or not ready).
 
+The job's wall time: the job script exports its start
+(``BATCHHUB_JOB_START``) and run-time limit (``BATCHHUB_WALLTIME``); the
+launcher computes the end, writes it to the job's output file (a line the
+hub's jobs page reads) and gives it to the server as ``BATCHHUB_JOB_END``.
+The extension puts it in JupyterLab's page options, and the small prebuilt
+JupyterLab extension in ``batchhub/jupyter/labextensions`` (plain
+JavaScript, no build step; the launcher puts that directory first on
+``JUPYTER_PATH``) shows the time left and warns 10 minutes before the end.
+
 Why: the hub must only ever be told a port that the user's own server
 already holds. The launcher used to bind port 0, close it, report the
 number and exec the server, which bound the port seconds later; meanwhile
@@ -84,7 +93,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 #: What a token may look like: JupyterHub's are URL-safe and at most 64 long.
@@ -98,6 +107,22 @@ REPORT_ENV = "BATCHHUB_REPORT_TIMEOUT"
 #: Set by the launcher: the private config directory that enables the extension.
 CONFIG_DIR_ENV = "BATCHHUB_JUPYTER_CONFIG"
 CONFIG_FILE = os.path.join("jupyter_server_config.d", "batchhub-port-report.json")
+#: Set by the job script: the job's start (seconds since the epoch) and its
+#: wall-time limit in seconds (absent where the scheduler's default applies).
+START_ENV = "BATCHHUB_JOB_START"
+WALLTIME_ENV = "BATCHHUB_WALLTIME"
+#: Set by the job script: where the launcher writes the start and the end
+#: for the hub's jobs page (``job.times`` in the server's private directory).
+TIMES_FILE_ENV = "BATCHHUB_TIMES_FILE"
+#: Set by the launcher for the server and everything it runs: when the
+#: scheduler ends the job (seconds since the epoch).
+END_ENV = "BATCHHUB_JOB_END"
+#: The JupyterLab page option (``page_config``) that carries it to the browser.
+PAGE_OPTION = "batchhubJobEnd"
+#: A Jupyter data directory put first on the server's JUPYTER_PATH: its
+#: ``labextensions`` hold the prebuilt JupyterLab extension that shows the
+#: time left and warns before the end (plain JavaScript, no build step).
+JUPYTER_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyter")
 
 
 class LaunchError(Exception):
@@ -361,6 +386,54 @@ def _deadline(value: str | None) -> float:
         return 30.0
 
 
+# --- the job's wall time ----------------------------------------------------------
+def _epoch(value: str | None) -> int | None:
+    """A positive whole number of seconds, or ``None``."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def job_times(environ: Mapping[str, str], now: float) -> tuple[int, int | None]:
+    """The job's start and the end of its wall time (``None``: unknown),
+    from what the job script exported; the start defaults to ``now``."""
+    start = _epoch(environ.get(START_ENV)) or int(now)
+    walltime = _epoch(environ.get(WALLTIME_ENV))
+    return start, (start + walltime if walltime else None)
+
+
+def _utc(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def times_line(start: int, end: int | None) -> str:
+    """The line the launcher writes to the job's output file and to its
+    times file, which the hub's jobs page reads (the bracketed part, see
+    ``batchhub.jobs_page.TIMES``)."""
+    ends = f"its wall time ends {_utc(end)}" if end else "no wall-time limit is known"
+    tag = f"[batchhub-times start={start} end={end or '-'}]"
+    return f"batchhub-singleuser: job started {_utc(start)}; {ends} {tag}"
+
+
+def write_times_file(path: str, line: str) -> None:
+    """Write ``line`` to ``path`` (user-only), replacing an earlier job's;
+    a failure is reported and never stops the server."""
+    if not path:
+        return
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(line + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        print(f"batchhub-singleuser: cannot write {path}: {exc.strerror}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 # --- the Jupyter server extension ----------------------------------------------
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -409,6 +482,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Runs before the server makes its HTTP server: bind its port now."""
     global _extension
     _forget_config_dir()
+    end = _epoch(os.environ.get(END_ENV))
+    if end is not None:  # JupyterLab's page reads it: time left, and a warning before the end
+        serverapp.web_app.settings.setdefault("page_config_data", {})[PAGE_OPTION] = end
     deadline = os.environ.pop(REPORT_ENV, None)  # kernels and terminals inherit the environment
     if deadline is None or serverapp.sock:
         return  # not started by the launcher, or serving a unix socket: no port to report
@@ -519,17 +595,26 @@ def launch(token_file: str | None, command: Sequence[str], *, report_deadline: f
     else:
         token = read_token_file(token_file)
     argv = server_argv(command)
+    start, end = job_times(os.environ, time.time())
+    if START_ENV in os.environ:  # in a job batchhub's script started: say when it ends
+        line = times_line(start, end)
+        print(line, flush=True)  # the job's output file
+        write_times_file(os.environ.get(TIMES_FILE_ENV, ""), line)
     config_dir = _make_config_dir()
     config_path = [config_dir, *(p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p)]
+    data_path = [JUPYTER_DATA, *(p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p)]
     env = dict(os.environ)  # the token goes into this process's environment only, not the job's
     env.update(
         {
             "JUPYTERHUB_API_TOKEN": token,
             "JUPYTER_CONFIG_PATH": os.pathsep.join(config_path),
+            "JUPYTER_PATH": os.pathsep.join(data_path),  # JupyterLab finds the time-left extension
             CONFIG_DIR_ENV: config_dir,
             REPORT_ENV: f"{report_deadline:g}",
         }
     )
+    if end is not None:
+        env[END_ENV] = str(end)  # the server, its kernels and terminals: user code can read it
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:
