@@ -165,6 +165,9 @@ def render_config(s: HubSettings) -> str:
         ]
     lines += [
         "c.JupyterHub.spawner_class = 'batchhub'",
+        "# The jobs page (/hub/batchhub/jobs), linked from the home and spawn pages.",
+        "from batchhub import jobs_page",
+        "jobs_page.enable(c)",
         f"c.BatchSpawner.backend = {s.backend!r}",
         f"c.BatchSpawner.launcher = {str(bindir / 'batchhub-singleuser')!r}",
         f"c.Spawner.cmd = [{str(bindir / 'jupyterhub-singleuser')!r}]",
