@@ -36,17 +36,19 @@ Check ``hub_prerequisites(users=[getpass.getuser()])`` first; its default
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,8 @@ from ..demo import (
 )
 from ..plugins import get_registry
 from ..site_settings import default_local_backend, make_backend, site_settings
-from .jobs import live_job_ids
+from . import missing
+from .jobs import live_job_ids, scheduler_problem
 
 #: The service account the hub runs as when the tests run as root, and the
 #: group of hub users its sudoers rule lets it act as (scripts/hub-account).
@@ -487,3 +490,31 @@ def login(url: str, username: str, password: str) -> requests.Session:
     if r.status_code != 302:
         raise HubError(f"login as {username} failed: {r.status_code} {r.text[:300]}")
     return session
+
+
+def running_hub(
+    backend: str, extra_config: str = "", users: Sequence[str] = ("alice", "bob")
+) -> Iterator[RealHub]:
+    """A started ``RealHub`` on ``backend`` for a pytest fixture to yield
+    from (``yield from running_hub("slurm")``): the test is skipped (or
+    failed where real parts are required) when the hub or the scheduler
+    cannot run here; afterwards every user's server is stopped, so no job
+    is left behind, and the hub's state is removed."""
+    problem = hub_prerequisites(backend) or scheduler_problem(backend)
+    if problem:
+        missing(problem)
+    state = shared_state_dir()
+    try:
+        hub = RealHub(state, backend=backend, extra_config=extra_config)
+        hub.start()
+        try:
+            yield hub
+        finally:
+            for user in users:
+                with contextlib.suppress(Exception):
+                    if hub.proc and hub.proc.poll() is None and hub.server(user) is not None:
+                        hub.api("DELETE", f"users/{user}/server")
+                        hub.wait_stopped(user)
+            hub.stop()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)

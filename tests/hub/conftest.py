@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from batchhub.testing import missing
-from batchhub.testing.hub import RealHub, hub_prerequisites, shared_state_dir
-from batchhub.testing.jobs import scheduler_problem
-
-
-def _state_dir() -> Iterator[Path]:
-    path = shared_state_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+from batchhub.testing.hub import RealHub, running_hub
 
 
 def start_hub(backend: str, extra_config: str = "") -> Iterator[RealHub]:
-    problem = hub_prerequisites() or scheduler_problem(backend)
-    if problem:
-        missing(problem)
-    for state in _state_dir():
-        hub = RealHub(state, backend=backend, extra_config=extra_config)
-        hub.start()
-        try:
-            yield hub
-        finally:
-            for user in ("alice", "bob"):  # never leave a job behind
-                try:
-                    if hub.proc and hub.proc.poll() is None and hub.server(user) is not None:
-                        hub.api("DELETE", f"users/{user}/server")
-                        hub.wait_stopped(user)
-                except Exception:
-                    pass
-            hub.stop()
+    yield from running_hub(backend, extra_config)
 
 
 #: Runs as bob fail before the server starts: the failure path, for real.

@@ -11,9 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import start_hub
 
-from batchhub.testing.hub import RealHub
+from batchhub.testing.hub import RealHub, running_hub
 from batchhub.testing.jobs import job_details, server_process
 
 pytestmark = pytest.mark.hub
@@ -39,7 +38,7 @@ SITE = {
 @pytest.fixture(scope="module", params=["sge", "slurm"])
 def site_hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
     config, _ = SITE[request.param]
-    yield from start_hub(request.param, config + "c.ResourceForm.cores_max = 4\n")
+    yield from running_hub(request.param, config + "c.ResourceForm.cores_max = 4\n")
 
 
 def test_parallel_job_with_mail_starts_its_server(site_hub: RealHub) -> None:
