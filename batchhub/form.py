@@ -16,14 +16,15 @@ now (``batchhub.free``); both follow the user's choices in the browser.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from typing import Any
 
 import jinja2
 
-from .options import OptionsError, describe_request, options_from_form, resolve_values
+from .jobs import ResourceRequest
+from .options import OptionsError, describe_request, options_from_form, parse_options, resolve_values
 from .resources import ADVANCED, FIELD_UNITS, FIELDS, NUMERIC_FIELDS, Range, ResourceForm
 from .units import format_memory, format_runtime
 
@@ -82,12 +83,23 @@ class Refusal:
 _refusals: dict[str, Refusal] = {}
 
 
-def checked_options(form: ResourceForm, formdata: Mapping[str, Any], username: str) -> dict[str, Any]:
-    """``options_from_form`` for ``username``; a refusal is remembered (one
-    per user), so the form JupyterHub shows with its message keeps every
-    value the user sent and marks the refused field."""
+def checked_options(
+    form: ResourceForm,
+    formdata: Mapping[str, Any],
+    username: str,
+    *,
+    check: Callable[[ResourceRequest], OptionsError | None] | None = None,
+) -> dict[str, Any]:
+    """``options_from_form`` for ``username``, then ``check`` (the backend's
+    own objection to the request, if any); a refusal is remembered (one per
+    user), so the form JupyterHub shows with its message keeps every value
+    the user sent and marks the refused field."""
     try:
-        return options_from_form(form, formdata)
+        values = options_from_form(form, formdata)
+        objection = check(parse_options(form, values)) if check is not None else None
+        if objection is not None:
+            raise objection
+        return values
     except OptionsError as exc:
         _refusals[username] = Refusal(_prefill_values(formdata), exc.field, str(exc))
         raise

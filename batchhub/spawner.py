@@ -328,7 +328,11 @@ class BatchSpawner(Spawner):
         return form
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        return options_form.checked_options(self.resource_form, formdata, self.user.name)
+        # a name the backend cannot take is refused here too, so the form comes
+        # back with the values kept and the field marked, as for its own refusals
+        return options_form.checked_options(
+            self.resource_form, formdata, self.user.name, check=self._backend_objection
+        )
 
     async def run_auth_state_hook(self, auth_state: Any) -> Any:
         # JupyterHub runs this before it shows the form and before a start:
@@ -341,18 +345,21 @@ class BatchSpawner(Spawner):
         rules (a queue or project name its scheduler cannot take), so such a
         value is refused with 400 before the spawn rather than failing it."""
         request = self.resource_request()
-        problem = self._backend_refuses(request)
-        if problem:
-            # name the field, as the form's own refusals do
-            field = next(
-                (f for f in ("queue", "project") if self._backend_refuses(_only(request, f))), "options"
-            )
+        objection = self._backend_objection(request)
+        if objection is not None:
             raise SpawnException(
-                f"Your resource request was refused: {field}: {problem}",
-                reason="bad_options",
-                status_code=400,
+                f"Your resource request was refused: {objection}", reason="bad_options", status_code=400
             )
         return request
+
+    def _backend_objection(self, request: ResourceRequest) -> options.OptionsError | None:
+        """The backend's refusal of ``request``, naming the field as the
+        form's own refusals do; ``None`` when it takes the request."""
+        problem = self._backend_refuses(request)
+        if not problem:
+            return None
+        field = next((f for f in ("queue", "project") if self._backend_refuses(_only(request, f))), "options")
+        return options.OptionsError(field, getattr(request, field, None), problem, f"{field}: {problem}")
 
     def _backend_refuses(self, request: ResourceRequest) -> str:
         """Why the backend refuses ``request`` (its directives), or ""."""

@@ -902,6 +902,35 @@ def test_a_refused_form_names_the_field_for_the_form_shown_again(spawners) -> No
     assert refused.value.field == "cores" and "cores" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("backend", "sent", "field"),
+    [
+        ("sge", {"project": ["a+b"]}, "project"),
+        ("sge", {"queue": ["a+b"]}, "queue"),
+        ("fake", {"queue": ["a@b"]}, "queue"),
+    ],
+)
+def test_a_name_the_backend_refuses_comes_back_on_the_form_marked(spawners, backend, sent, field) -> None:
+    # refused when the form is sent, as the form's own refusals are: JupyterHub
+    # shows the form again (HTTP 200) with every value kept and the field marked
+    spawner = spawners[backend]
+    formdata = {"profile": ["advanced"], "cores": ["3"], "memory": ["5G"], **sent}
+
+    async def send() -> None:  # in the hub's event loop, as JupyterHub's POST handler runs it
+        spawner.run_options_from_form(formdata)
+
+    with pytest.raises(OptionsError) as refused:
+        spawners["loop"].run_until_complete(send())
+    assert refused.value.field == field and str(refused.value).startswith(f"{field}: ")
+    html = spawners["loop"].run_until_complete(spawner._render_options_form(spawner))
+    assert (
+        f'class="form-control is-invalid" type="text" name="{field}"' in html
+        and html.count("is-invalid") == 1
+    )
+    assert f'id="batchhub-{field}-error">{field}: ' in html
+    assert 'id="batchhub-cores" value="3"' in html and 'id="batchhub-memory" value="5G"' in html
+
+
 async def _apply_and_start(spawner: BatchSpawner, options: dict[str, Any]) -> SpawnException:
     spawner.user_options = options
     try:
