@@ -15,6 +15,7 @@ now (``batchhub.free``); both follow the user's choices in the browser.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,18 @@ from typing import Any
 
 import jinja2
 
-from .jobs import ResourceRequest
+from .jobs import BatchhubError, ResourceRequest
 from .options import OptionsError, describe_request, options_from_form, parse_options, resolve_values
-from .resources import ADVANCED, FIELD_UNITS, FIELDS, NUMERIC_FIELDS, Range, ResourceForm
+from .resources import (
+    ADVANCED,
+    FIELD_UNITS,
+    FIELDS,
+    NUMERIC_FIELDS,
+    OTHER_PROJECTS,
+    PERSONAL_FIELDS,
+    Range,
+    ResourceForm,
+)
 from .units import format_memory, format_runtime
 
 FORM_TEMPLATE = "form.html.j2"
@@ -146,19 +156,16 @@ def render_form(
     names = [p.name for p in profiles]
     selected = values.get("profile", "")
     if selected not in names and selected != ADVANCED:
-        given = any(f in values for f in FIELDS)
+        given = any(f in values for f in FIELDS if f not in PERSONAL_FIELDS)
         selected = ADVANCED if (given and form.allow_advanced) or not profiles else names[0]
     if selected == ADVANCED and profiles and not form.allow_advanced:
         selected = names[0]
 
-    queue = values.get("queue") or form.default_name("queue")
-    if form.choices("queue") and queue not in form.choices("queue"):
-        queue = form.default_name("queue")
+    queue, project = _chosen(form, "queue", values), _chosen(form, "project", values)
     try:
-        ranges = form.limits(queue)
-    except Exception:  # an unknown queue typed earlier: show the base limits
+        ranges = form.limits(queue, project)
+    except BatchhubError:  # a queue or project typed earlier that the limits cannot take
         ranges = form.limits(None)
-    queues = {q: _limits_view(form.limits(q)) for q in form.choices("queue")}
 
     fields = []
     for name in (f for f in FIELDS if f in form.fields):
@@ -176,7 +183,10 @@ def render_form(
             choices = form.choices(name)
             field.update(kind="select" if choices else "text", choices=choices, placeholder="")
             field["value"] = field["value"] or (form.default_name(name) or "")
-            field["limits"] = "" if choices else "letters, digits, _ . @ + -"
+            if name == "email":
+                field.update(limits=EMAIL_HINT, placeholder="name@example.org")
+            else:
+                field["limits"] = "" if choices else "letters, digits, _ . @ + -"
         fields.append(field)
 
     profile_views = []
@@ -203,14 +213,85 @@ def render_form(
         advanced=ADVANCED,
         allow_advanced=form.allow_advanced,
         selected=selected,
-        fields=fields,
-        queue_limits=queues,
-        base_limits=_limits_view(ranges),
+        # the user's own fields (an address) stay shown and sent whichever profile is chosen
+        fields=[f for f in fields if f["name"] not in PERSONAL_FIELDS],
+        personal=[f for f in fields if f["name"] in PERSONAL_FIELDS],
+        limits=_limits_table(form),
         # the free line goes in the queue's row, unless that row can be hidden (profiles)
         queue_field=not profiles and any(f["name"] == "queue" for f in fields),
-        default_queue=queue or "",
+        default_queue=form.default_name("queue") or "",
+        default_project=form.default_name("project") or "",
         free=dict(free or {}),
+        cost=cost_line(_selected_request(form, values, selected, profiles)),
     )
+
+
+#: The hint beside the address field.
+EMAIL_HINT = "an address like name@example.org; mail is sent when the job ends or fails"
+
+
+def _chosen(form: ResourceForm, field: str, values: Mapping[str, str]) -> str | None:
+    """The queue or project the values name, else the default (as the hub takes them)."""
+    name = str(values.get(field) or "").strip() or form.default_name(field)
+    if form.choices(field) and name not in form.choices(field):
+        name = form.default_name(field)
+    return name or None
+
+
+def _limits_table(form: ResourceForm) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """The limits for the page's script: queue, then project, then field.
+    ``"*"`` stands for any other queue (the base limits) and any other
+    project (``project_limits["*"]``), as ``ResourceForm.limits`` reads them."""
+    queues = [*form.choices("queue"), *form.queue_limits, form.default_name("queue")]
+    projects = [*form.choices("project"), *form.project_limits, form.default_name("project")]
+    projects = [p for p in projects if p != OTHER_PROJECTS]
+    return {
+        queue or OTHER_PROJECTS: {
+            project or OTHER_PROJECTS: _limits_view(form.limits(queue, project))
+            for project in dict.fromkeys([None, *filter(None, projects)])
+        }
+        for queue in dict.fromkeys([None, *filter(None, queues)])
+    }
+
+
+def _selected_request(
+    form: ResourceForm, values: Mapping[str, str], selected: str, profiles: list[Any]
+) -> ResourceRequest | None:
+    """The request the form first shows (the chosen profile, or the
+    fields' values), or ``None`` when the hub would refuse it."""
+    raw: dict[str, Any] = {k: v for k, v in values.items() if k not in (*PERSONAL_FIELDS, "profile")}
+    if selected != ADVANCED:
+        raw = {"profile": selected}
+    elif profiles:
+        raw["profile"] = ADVANCED
+    try:
+        return parse_options(form, raw)
+    except BatchhubError:
+        return None
+
+
+def cost_line(request: ResourceRequest | None) -> str:
+    """What the line above Start says for ``request``: "This asks for 8
+    core-hours and 4 GPU-hours." (all the job's cores: ``total_cores``), or
+    "" without a run time. The page's script writes the same as the user
+    types, with the same arithmetic and rounding."""
+    if request is None or not request.runtime_s or request.total_cores <= 0:
+        return ""
+    text = "This asks for " + _hours(request.total_cores * request.runtime_s / 3600, "core")
+    if request.gpus > 0:
+        text += " and " + _hours(request.gpus * request.runtime_s / 3600, "GPU")
+    return text + "."
+
+
+def _hours(amount: float, word: str) -> str:
+    """``8 core-hours``, ``1.5 GPU-hours``: whole above 10, else to a tenth
+    (halves rounded up, as the browser's ``Math.round``)."""
+    if amount >= 10:
+        text = str(math.floor(amount + 0.5))
+    else:
+        tenths = math.floor(amount * 10 + 0.5)
+        text = str(tenths // 10) if tenths % 10 == 0 else str(tenths / 10)
+    return f"{text} {word}-hour{'' if text == '1' else 's'}"
 
 
 def _cost_view(request: Any) -> dict[str, Any]:

@@ -124,9 +124,9 @@ def test_labels_follow_the_site():
 def test_queue_choices_and_per_queue_limits_for_the_page_script():
     page = Page(render_form(site()))
     assert [o["value"] for o in page.options["queue"]] == ["short", "gpu"]
-    limits = json.loads(page.elements["batchhub-form"]["data-queue-limits"])
-    assert limits["gpu"]["gpus"]["text"] == "0\u20134 GPUs"
-    assert limits["short"]["gpus"]["max"] == 1
+    limits = json.loads(page.elements["batchhub-form"]["data-limits"])  # queue, then project ("*": any)
+    assert limits["gpu"]["*"]["gpus"]["text"] == "0\u20134 GPUs"
+    assert limits["short"]["*"]["gpus"]["max"] == 1
 
 
 def test_default_submission_is_accepted():

@@ -4,11 +4,14 @@ nodes and tasks per node, a mail address, and limits per project."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from test_web_form import Page
 from traitlets.config import Config
 
+from batchhub.form import checked_options, render_form, take_refusal
 from batchhub.jobs import ConfigError
 from batchhub.options import OptionsError, describe_request, options_from_form, parse_options
 from batchhub.resources import ResourceForm
@@ -233,11 +236,68 @@ def test_bad_project_limits_are_config_errors() -> None:
 
 
 def test_the_form_shows_the_address_as_text_and_the_pe_as_a_choice() -> None:
-    from batchhub.form import render_form
-
     f = form(fields=["pe", "email"], pe_choices=["smp", "mpi"], project_choices=["a", "b"])
     f.username = "alice"
     f.email_default = "{username}@example.org"
     html = render_form(f, {})
     assert 'name="email"' in html and 'value="alice@example.org"' in html
     assert '<option value="mpi"' in html and '<option value="a"' not in html
+
+
+# --- how the form shows them -----------------------------------------------------
+def test_the_address_stays_shown_and_sent_with_a_profile() -> None:
+    f = form(
+        fields=["cores", "email"],
+        email_default="{username}@example.org",
+        profiles=[{"name": "small", "cores": 1}, {"name": "big", "cores": 8}],
+    )
+    f.username = "alice"
+    page = Page(render_form(f, {"profile": "big"}))
+    email = next(i for i in page.inputs if i["name"] == "email")
+    assert not email["in_disabled"] and "hidden" not in page.elements.get("batchhub-personal", {})
+    assert page.submitted() == {"profile": ["big"], "email": ["alice@example.org"]}
+    # only profiles: the address is still the user's to give
+    f.allow_advanced = False
+    page = Page(render_form(f, {"profile": "big"}))
+    assert page.submitted() == {"profile": ["big"], "email": ["alice@example.org"]}
+
+
+def test_a_refused_address_with_a_profile_comes_back_marked() -> None:
+    f = form(fields=["cores", "email"], profiles=[{"name": "small", "cores": 1}, {"name": "big", "cores": 8}])
+    with pytest.raises(OptionsError):
+        checked_options(f, {"profile": ["big"], "email": ["not an address"]}, "carol")
+    html = render_form(f, refusal=take_refusal("carol"))
+    assert 'value="big" data-cost' in html and 'id="batchhub-profile-big"' in html
+    assert 'class="form-control is-invalid" type="text" name="email"' in html
+    assert 'id="batchhub-email-error">email: ' in html
+
+
+def test_nodes_and_tasks_per_node_are_number_inputs_with_their_limits() -> None:
+    f = form(fields=["nodes", "tasks_per_node", "cores"], nodes_max=4, tasks_per_node_max=8)
+    page = Page(render_form(f))
+    for name, high in (("nodes", "4"), ("tasks_per_node", "8")):
+        e = page.elements[f"batchhub-{name}"]
+        assert (e["type"], e["min"], e["max"], e["value"]) == ("number", "1", high, "1")
+    assert page.text["batchhub-tasks_per_node-limits"].strip() == "1\u20138 tasks per node"
+
+
+def test_the_address_has_a_hint_about_addresses() -> None:
+    page = Page(render_form(form(fields=["queue", "email"])))
+    hint = page.text["batchhub-email-limits"].strip()
+    assert "name@example.org" in hint and "ends or fails" in hint
+    assert page.text["batchhub-queue-limits"].strip() == "letters, digits, _ . @ + -"
+
+
+def test_the_page_script_gets_the_limits_of_each_queue_and_project() -> None:
+    f = gpu_site(queue_limits={"short": {"gpus_max": 0}, "gpu": {"gpus_max": 4}})
+    page = Page(render_form(f, {"queue": "gpu", "project": "gpu"}))
+    limits = json.loads(page.elements["batchhub-form"]["data-limits"])
+    assert limits["gpu"]["gpu"]["gpus"]["max"] == 4
+    assert limits["gpu"]["physics"]["gpus"]["max"] == 0  # the project's limit
+    assert limits["short"]["gpu"]["gpus"]["max"] == 0  # the queue's
+    assert limits["*"]["*"]["gpus"]["max"] == 0  # any other project ("*")
+    # the limits shown first are those of the chosen queue and project
+    assert page.elements["batchhub-gpus"]["max"] == "4"
+    page = Page(render_form(f, {"queue": "gpu", "project": "physics"}))
+    assert page.elements["batchhub-gpus"]["max"] == "0"
+    assert page.text["batchhub-gpus-limits"].strip() == "0 GPUs"
