@@ -6,7 +6,7 @@ import os
 import pwd
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,24 @@ def shots(browser_hub: RealHub) -> Path:
     for old in path.glob("*.png"):
         old.unlink()
     return path
+
+
+#: The screenshots the docs show; tests refresh them only when asked
+#: (BATCHHUB_DOCS_SCREENSHOTS=1), so a test run leaves the checkout as it was.
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def for_docs(screenshot: Path, name: str) -> None:
+    """Copy a test's screenshot over the docs' ``name`` when asked to."""
+    if os.environ.get("BATCHHUB_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, DOCS_IMG / name)
+
+
+@pytest.fixture
+def docs_screenshot() -> Callable[[Path, str], None]:
+    """``for_docs``, for the tests whose screenshots the docs show."""
+    return for_docs
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,7 +9,7 @@ import pwd
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from batchhub.testing.jobs import scheduler_problem
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 # This machine's Grid Engine has one queue, all.q, whose free slots and GPUs
 # come from the real qstat. A second queue, gpu.q, is added to the answer
@@ -67,16 +66,15 @@ def log_in(page: Any, hub: RealHub) -> None:
     page.wait_for_url(re.compile(r".*/hub/spawn.*"))
 
 
-def shot(page: Any, shots: Path, name: str) -> None:
-    """A screenshot in test-output/, and its copy for the docs."""
+def shot(page: Any, shots: Path, name: str, for_docs: Callable[[Path, str], None]) -> None:
+    """A screenshot in test-output/, and its copy for the docs when asked."""
     path = shots / name
     page.locator("#spawn_form").screenshot(path=str(path))
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, DOCS_IMG / name)
+    for_docs(path, name)
 
 
 def test_a_refused_value_keeps_the_others_and_marks_its_field(
-    browser_hub: RealHub, page: Any, shots: Path
+    browser_hub: RealHub, page: Any, shots: Path, docs_screenshot: Callable[[Path, str], None]
 ) -> None:
     before = browser_hub.live_jobs()
     log_in(page, browser_hub)
@@ -98,7 +96,7 @@ def test_a_refused_value_keeps_the_others_and_marks_its_field(
     assert page.locator(".is-invalid").count() == 1
     assert page.locator("#batchhub-memory-error").is_visible()
     assert page.inner_text("#batchhub-memory-error").startswith("memory: '999G'")
-    shot(page, shots, "form-refused.png")
+    shot(page, shots, "form-refused.png", docs_screenshot)
     assert browser_hub.live_jobs() == before
 
     # shown again later, the form no longer says so
@@ -107,7 +105,7 @@ def test_a_refused_value_keeps_the_others_and_marks_its_field(
 
 
 def test_the_free_and_core_hours_lines_follow_the_users_choices(
-    browser_hub: RealHub, page: Any, shots: Path
+    browser_hub: RealHub, page: Any, shots: Path, docs_screenshot: Callable[[Path, str], None]
 ) -> None:
     log_in(page, browser_hub)
     page.select_option("#batchhub-queue", "all.q")
@@ -132,6 +130,6 @@ def test_the_free_and_core_hours_lines_follow_the_users_choices(
     page.select_option("#batchhub-queue", "gpu.q")
     assert free.inner_text() == "gpu.q: 32 of 64 cores and 3 of 8 GPUs free now"
     assert page.inner_text("#batchhub-cores-limits") == "1\u20138 cores"
-    shot(page, shots, "form-free.png")
+    shot(page, shots, "form-free.png", docs_screenshot)
     page.select_option("#batchhub-queue", "all.q")
     assert free.inner_text().startswith("all.q: ")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from batchhub.testing.jobs import scheduler_problem
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 #: bob's jobs fail before the server starts, saying why on stderr.
 BOB_FAILS = (
     "c.BatchSpawner.job_prologue = "
@@ -61,14 +60,13 @@ def log_in(page: Any, hub: RealHub, user: str) -> None:
     page.wait_for_url(re.compile(r".*/hub/spawn.*"))
 
 
-def save(page: Any, shots: Path, name: str) -> None:
+def save(page: Any, shots: Path, name: str, for_docs: Callable[[Path, str], None]) -> None:
     page.screenshot(path=str(shots / name), full_page=True)
-    DOCS_IMG.mkdir(exist_ok=True)
-    shutil.copy(shots / name, DOCS_IMG / name)
+    for_docs(shots / name, name)
 
 
 def test_running_job_on_the_jobs_page_and_the_time_left_in_jupyterlab(
-    browser_hub: RealHub, page: Any, shots: Path
+    browser_hub: RealHub, page: Any, shots: Path, docs_screenshot: Callable[[Path, str], None]
 ) -> None:
     hub = browser_hub
     log_in(page, hub, "alice")
@@ -85,7 +83,7 @@ def test_running_job_on_the_jobs_page_and_the_time_left_in_jupyterlab(
     toast = page.locator(".Toastify__toast", has_text="batch job ends in")
     toast.first.wait_for(timeout=60_000)
     assert re.search(r"ends in [78] min", toast.first.inner_text()), toast.first.inner_text()
-    save(page, shots, "jobs-lab-warning.png")
+    save(page, shots, "jobs-lab-warning.png", docs_screenshot)
 
     # the hub's home page links to the jobs page, which shows the job
     page.goto(f"{hub.url}/hub/home")
@@ -100,7 +98,7 @@ def test_running_job_on_the_jobs_page_and_the_time_left_in_jupyterlab(
     assert re.fullmatch(r"[78] min", server.locator(".batchhub-left").inner_text()), "time left"
     assert "UTC" in server.locator(".batchhub-ends").inner_text()
     assert server.locator(".batchhub-warn").is_visible(), "the page warns too: under 10 minutes left"
-    save(page, shots, "jobs-running.png")
+    save(page, shots, "jobs-running.png", docs_screenshot)
 
     # Stop, from the page: JupyterHub's API with the page's XSRF token
     page.goto(f"{hub.url}/hub/batchhub/jobs", wait_until="networkidle")
@@ -109,7 +107,9 @@ def test_running_job_on_the_jobs_page_and_the_time_left_in_jupyterlab(
     hub.wait_stopped("alice")
 
 
-def test_a_failed_spawn_links_to_the_error_tail(browser_hub: RealHub, page: Any, shots: Path) -> None:
+def test_a_failed_spawn_links_to_the_error_tail(
+    browser_hub: RealHub, page: Any, shots: Path, docs_screenshot: Callable[[Path, str], None]
+) -> None:
     hub = browser_hub
     log_in(page, hub, "bob")
     page.click("#spawn_form button[type=submit]")
@@ -124,4 +124,4 @@ def test_a_failed_spawn_links_to_the_error_tail(browser_hub: RealHub, page: Any,
     tail = server.locator("#error-server-bob--default pre")
     assert "bob: no licence for the gpu queue" in tail.inner_text()
     assert "bob: no licence" in server.locator(".batchhub-failure").inner_text()
-    save(page, shots, "jobs-failed.png")
+    save(page, shots, "jobs-failed.png", docs_screenshot)

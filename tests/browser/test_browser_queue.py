@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from batchhub.testing.jobs import scheduler_problem
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 START_TIMEOUT = 40
 
 
@@ -52,7 +51,7 @@ def browser_hub() -> Iterator[RealHub]:
 
 
 def test_a_spawn_queued_past_the_timeout_says_why_and_that_the_job_was_cancelled(
-    browser_hub: RealHub, page: Any, shots: Path
+    browser_hub: RealHub, page: Any, shots: Path, docs_screenshot: Callable[[Path, str], None]
 ) -> None:
     hub = browser_hub
     before = hub.live_jobs()
@@ -83,8 +82,7 @@ def test_a_spawn_queued_past_the_timeout_says_why_and_that_the_job_was_cancelled
         r"Still queued after \d+ s: Waiting for its requested start time; the job was cancelled", message
     ), message
     page.screenshot(path=str(shots / "queue-2-timed-out.png"), full_page=True)
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shots / "queue-2-timed-out.png", DOCS_IMG / "spawn-queued-timeout.png")
+    docs_screenshot(shots / "queue-2-timed-out.png", "spawn-queued-timeout.png")
 
     hub.wait_jobs_gone({job_id}, timeout=30)  # cancelled: no orphan
     assert hub.live_jobs() <= before
