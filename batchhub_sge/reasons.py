@@ -51,10 +51,32 @@ TABLE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: "(-l gpu=3) cannot run at host "vm" because it offers only hc:gpu=2.000000":
+#: what was asked and what is left (hc: host, qc: queue, gc: global value).
+SHORT_OF = re.compile(
+    r"\(-l ([^)]+)\) cannot run (globally|at host \S+|in queue \S+).*?because it offers only "
+    r"(?:[a-z]{2}:)?([\w.-]+)=([\d.]+)"
+)
+
+
+def _shortfall(text: str) -> str:
+    """What the job asks for and what the scheduler has left, in words, or ""."""
+    match = SHORT_OF.search(text)
+    if not match:
+        return ""
+    asked, where, name, left = match.groups()
+    left = left.rstrip("0").rstrip(".") or "0"
+    if where == "globally":  # the whole cluster has no more than that
+        return f"Your request can never run here: it asks for {asked}, the cluster has {name}={left} in all"
+    return f"{RESOURCES} (it asks for {asked}; {name}={left} is free now)"
+
+
 def plain_reason(text: str) -> str:
     """Plain words for Grid Engine's messages about a waiting job; any
     other text (a job's own error, for ``Eqw``) is returned as it is."""
     for pattern, plain in TABLE:
         if pattern.search(text):
-            return plain
-    return text
+            if text.startswith(plain):  # already in plain words (with any detail)
+                return text
+            return (_shortfall(text) or plain) if plain is RESOURCES else plain
+    return _shortfall(text) or text

@@ -186,7 +186,9 @@ async def test_a_job_bigger_than_the_cluster_waits_with_the_schedulers_reason(
     monitor.track(job_id, USER)  # someone waits on it: reasons are fetched
     seen = await until(monitor, job_id, lambda o: "gpu" in o.reason, timeout=20)
     assert seen[-1].state is JobState.PENDING
-    assert "offers only" in seen[-1].reason  # Grid Engine's own words
+    # Grid Engine's "(-l gpu=3) cannot run at host ... offers only hc:gpu=2.000000", in plain words
+    assert seen[-1].reason.startswith("Waiting for resources"), seen[-1].reason
+    assert "it asks for gpu=3; gpu=2 is free now" in seen[-1].reason, seen[-1].reason
 
 
 async def test_a_held_job_is_held(

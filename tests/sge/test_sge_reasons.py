@@ -42,7 +42,8 @@ def test_overloaded_or_full_is_the_cluster_is_busy() -> None:
 
 def test_recorded_pending_and_held_jobs() -> None:
     found = reasons("qstat-j-pending", ["7", "8"])
-    assert found["7"] == RESOURCES  # (-l gpu=3) cannot run at host "vm" because it offers only hc:gpu=1
+    # (-l gpu=3) cannot run at host "vm" because it offers only hc:gpu=1.000000
+    assert found["7"] == f"{RESOURCES} (it asks for gpu=3; gpu=1 is free now)"
     assert found["8"] == HELD
     assert found["8"].startswith("Held")
 
@@ -73,8 +74,23 @@ def test_other_messages(text: str, plain: str) -> None:
     assert backend.explain_reason(text).startswith(plain)
 
 
+def test_what_is_short_is_said_in_words() -> None:
+    host = '(-l gpu=3) cannot run at host "vm" because it offers only hc:gpu=2.000000'
+    assert backend.explain_reason(host) == f"{RESOURCES} (it asks for gpu=3; gpu=2 is free now)"
+    cluster = "(-l gpu=9) cannot run globally because it offers only gc:gpu=4.000000"
+    assert backend.explain_reason(cluster) == (
+        "Your request can never run here: it asks for gpu=9, the cluster has gpu=4 in all"
+    )
+
+
 @pytest.mark.parametrize(
-    "text", [OVERLOADED, "Job is in hold state", 'cannot run in PE "smp" because it only offers 0 slots']
+    "text",
+    [
+        OVERLOADED,
+        "Job is in hold state",
+        'cannot run in PE "smp" because it only offers 0 slots',
+        '(-l gpu=3) cannot run at host "vm" because it offers only hc:gpu=2.000000',
+    ],
 )
 def test_plain_words_stay_plain(text: str) -> None:
     once = backend.explain_reason(text)

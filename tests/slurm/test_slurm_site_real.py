@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,27 @@ def real_slurm() -> None:
         or subprocess.run(["sinfo"], capture_output=True).returncode
     ):
         missing("Slurm (run scripts/slurm-up as root)")
+    nodes_ready()
 
 
 def test_multi_task_job_with_mail_passes_slurms_check() -> None:
     result = sbatch_test_only(cores=1, nodes=1, tasks_per_node=2, memory_mb=1024, email="alice@example.org")
     assert result.returncode == 0, result
     assert "to start at" in result.stderr and "using 2 processors" in result.stderr, result
+
+
+def nodes_ready(timeout: float = 90) -> None:
+    """Wait for both nodes to answer: after a controller restart (the fault
+    tests make one) a node is `unknown` until its slurmd registers again,
+    and Slurm judges a request against answering nodes only."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = ["sinfo", "-h", "-N", "-p", "multi", "-o", "%T"]  # multi has both nodes
+        states = subprocess.run(listing, capture_output=True, text=True, timeout=20).stdout.split()
+        if len(states) == 2 and all(s in ("idle", "mixed", "allocated") for s in states):
+            return
+        assert time.monotonic() < deadline, f"the Slurm nodes did not come back: {states}"
+        time.sleep(1)
 
 
 def test_two_nodes_pass_slurms_check_where_a_partition_has_them() -> None:
