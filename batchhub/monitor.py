@@ -60,6 +60,7 @@ class Tracked:
     reason_fetched_for: str = field(default="")  # native state whose reason is known
     cancelling: bool = False  # a cancel was sent: absence means it is gone
     raw_reason: str = ""  # the scheduler's own words for the reason last logged
+    plain_reason: str = ""  # and the backend's plain words for them
     expected_start: datetime | None = None  # when the scheduler expects it to start
 
 
@@ -365,14 +366,17 @@ class JobMonitor(LoggingConfigurable):
         for job_id, obs in answer.items():
             if not obs.reason:
                 continue
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.raw_reason == obs.reason:  # explained at its last change
+                answer[job_id] = replace(obs, reason=entry.plain_reason)
+                continue
             try:
                 plain = self.backend.explain_reason(obs.reason) or obs.reason
             except Exception:  # a table's bug leaves the scheduler's words
                 log.exception("the %s backend could not explain a reason", self.backend.name)
                 plain = obs.reason
-            entry = self.jobs.get(job_id)
-            if entry is not None and entry.raw_reason != obs.reason:
-                entry.raw_reason = obs.reason
+            if entry is not None:
+                entry.raw_reason, entry.plain_reason = obs.reason, plain
                 if plain != obs.reason:
                     self.log.info(
                         "job %s (%s): %s; the scheduler said: %s", job_id, obs.state.name, plain, obs.reason
