@@ -39,6 +39,7 @@ from .lifecycle import (
     TimedOut,
 )
 from .monitor import JobMonitor, Runner
+from .poller import ASK
 from .sweeper import Sweeper
 
 log = logging.getLogger("batchhub.controller")
@@ -401,12 +402,23 @@ class JobController:
         """``None`` while the job may still be running (also when the
         scheduler cannot be asked), else an exit status. After a hub restart
         the first poll waits for the monitor's first answer."""
+        status = self.poll_now()
+        if status is ASK:
+            await self.monitor.settled(self.lifecycle.job_id)  # type: ignore[arg-type]
+            return self.exit_status() if self.lifecycle.phase.finished else None
+        return status
+
+    def poll_now(self) -> int | object | None:
+        """``poll()`` from what the monitor already knows, or ``ASK`` when
+        only the awaited ``poll()`` can answer (the job has not been
+        queried since this hub started)."""
         lc = self.lifecycle
         if lc.phase.finished:
             return self.exit_status()
         if lc.job_id is not None:
             self._track()
-            await self.monitor.settled(lc.job_id)
+            if not self.monitor.is_settled(lc.job_id):
+                return ASK
         return self.exit_status() if lc.phase.finished else None
 
     def exit_status(self) -> int:

@@ -195,6 +195,11 @@ class JobMonitor(LoggingConfigurable):
             self._tick_task = asyncio.ensure_future(self.tick())
         await asyncio.shield(self._tick_task)
 
+    def is_settled(self, job_id: str) -> bool:
+        """Whether ``settled`` would return at once."""
+        entry = self.jobs.get(job_id)
+        return entry is None or entry.queried
+
     async def settled(self, job_id: str) -> None:
         """Return once ``job_id`` has been covered by a query since it was
         tracked: after a hub restart, poll() waits for this so it answers

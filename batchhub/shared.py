@@ -17,6 +17,7 @@ from traitlets.config import Config
 from .backend import Backend
 from .free import FreeResources
 from .monitor import JobMonitor, Runner
+from .poller import HubPoller
 from .runner import CommandRunner
 from .sweeper import Sweeper
 
@@ -29,6 +30,14 @@ class Shared:
     monitors: dict[str, JobMonitor] = {}
     sweepers: dict[str, Sweeper] = {}
     free: dict[str, FreeResources] = {}
+    pollers: dict[float, HubPoller] = {}
+
+
+def poller(interval: float) -> HubPoller:
+    """The hub's one poller for spawners polled every ``interval`` seconds."""
+    if interval not in Shared.pollers:
+        Shared.pollers[interval] = HubPoller(interval)
+    return Shared.pollers[interval]
 
 
 def runner(config: Config, log: logging.Logger | logging.LoggerAdapter[Any]) -> Runner:

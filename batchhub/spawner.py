@@ -37,6 +37,7 @@ from .hub_compat import HUB_MAJOR, SpawnException
 from .jobs import BatchhubError, Command, ConfigError, JobSpec, ResourceRequest, SubmitError
 from .lifecycle import Phase
 from .plugins import get_registry
+from .poller import ASK
 from .progress import SpawnProgress
 from .runner import AccountRefused, CommandRunner
 from .shared import Shared as _Shared  # noqa: F401  (the old name, used by batchhub.testing and bench)
@@ -621,6 +622,28 @@ class BatchSpawner(Spawner):
             )
             return controller.exit_status()
         return await controller.poll()
+
+    def poll_now(self) -> int | object | None:
+        """``poll()`` without awaiting, for the hub's poller: ``ASK`` when
+        only ``poll()`` can answer (it has more to do than read the cache)."""
+        controller = self.controller
+        if controller.lifecycle.phase.waiting and controller.adopted:
+            return ASK
+        return controller.poll_now()
+
+    def start_polling(self) -> None:
+        """JupyterHub's periodic polling, through the hub's one poller for
+        this interval instead of a timer per spawner (see batchhub/poller.py)."""
+        if self.poll_interval <= 0:
+            super().start_polling()  # logs that it does not poll
+            return
+        self.stop_polling()
+        shared.poller(float(self.poll_interval)).join(self)
+
+    def stop_polling(self) -> None:
+        super().stop_polling()
+        for hub_poller in shared.Shared.pollers.values():
+            hub_poller.leave(self)
 
     async def stop(self, now: bool = False) -> None:
         await self.controller.stop(0 if now else self.stop_timeout)
