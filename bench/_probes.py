@@ -155,8 +155,9 @@ class PollTally:
 
 
 def instrument(spawner: Any, job_id: str, tally: PollTally) -> None:
-    """Wrap this one spawner's ``poll`` so every call the hub makes is
-    counted; the hub calls ``self.poll()``, so the instance attribute wins."""
+    """Wrap this one spawner's ``poll`` (and batchhub's ``poll_now``) so every
+    poll the hub makes is counted; the hub calls ``self.poll()``, so the
+    instance attribute wins."""
     original = spawner.poll
 
     async def poll() -> int | None:
@@ -176,6 +177,21 @@ def instrument(spawner: Any, job_id: str, tally: PollTally) -> None:
         return status
 
     spawner.poll = poll
+    original_now = getattr(spawner, "poll_now", None)
+    if original_now is None:
+        return
+
+    def poll_now() -> object:
+        # batchhub's hub poller asks the cache first; only what it cannot
+        # answer, or an ended server, goes on to poll() (counted there)
+        started = time.perf_counter()
+        status = original_now()
+        if status is None:
+            tally.polls += 1
+            tally.durations.append(time.perf_counter() - started)
+        return status
+
+    spawner.poll_now = poll_now
 
 
 async def restart_check(spawners: Sequence[tuple[str, Any]], tally: PollTally) -> float:
