@@ -78,9 +78,12 @@ class Installed:
 def find_proxy() -> Path | None:
     """configurable-http-proxy as npm installs it: on PATH, in the
     checkout's node_modules (scripts/install-web-deps), or where the hub
-    tests' account runs it."""
+    tests' account runs it (first as root: the test user runs it)."""
     found = shutil.which("configurable-http-proxy")
-    for candidate in (found, REPO / "node_modules" / ".bin" / "configurable-http-proxy", HUB_PROXY):
+    candidates = [found, REPO / "node_modules" / ".bin" / "configurable-http-proxy", HUB_PROXY]
+    if os.geteuid() == 0:  # the demo runs as the test user, who may not enter the checkout (say, under /root)
+        candidates.insert(0, HUB_PROXY)
+    for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
