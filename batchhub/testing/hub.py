@@ -493,19 +493,20 @@ def login(url: str, username: str, password: str) -> requests.Session:
 
 
 def running_hub(
-    backend: str, extra_config: str = "", users: Sequence[str] = ("alice", "bob")
+    backend: str, extra_config: str = "", users: Sequence[str] = ("alice", "bob"), **options: Any
 ) -> Iterator[RealHub]:
-    """A started ``RealHub`` on ``backend`` for a pytest fixture to yield
-    from (``yield from running_hub("slurm")``): the test is skipped (or
-    failed where real parts are required) when the hub or the scheduler
-    cannot run here; afterwards every user's server is stopped, so no job
-    is left behind, and the hub's state is removed."""
+    """A started ``RealHub`` on ``backend`` (``options`` go to ``RealHub``)
+    for a pytest fixture to yield from (``yield from running_hub("slurm")``):
+    the test is skipped (or failed where real parts are required) when the
+    hub or the scheduler cannot run here; afterwards every user's server is
+    stopped, so no job is left behind, and the hub's state (and its private
+    work directories) removed."""
     problem = hub_prerequisites(backend) or scheduler_problem(backend)
     if problem:
         missing(problem)
     state = shared_state_dir()
     try:
-        hub = RealHub(state, backend=backend, extra_config=extra_config)
+        hub = RealHub(state, backend=backend, extra_config=extra_config, **options)
         hub.start()
         try:
             yield hub
@@ -516,5 +517,8 @@ def running_hub(
                         hub.api("DELETE", f"users/{user}/server")
                         hub.wait_stopped(user)
             hub.stop()
+            if options.get("private_workdirs"):
+                for user in users:
+                    shutil.rmtree(hub.workdir_base(user), ignore_errors=True)
     finally:
         shutil.rmtree(state, ignore_errors=True)

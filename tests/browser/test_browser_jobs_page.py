@@ -7,16 +7,13 @@ job's error file. The screenshots are copied to docs/img for docs/users.md."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchhub.testing import missing
-from batchhub.testing.hub import RealHub, hub_prerequisites, shared_state_dir
-from batchhub.testing.jobs import scheduler_problem
+from batchhub.testing.hub import RealHub, running_hub
 
 pytestmark = pytest.mark.browser
 
@@ -30,25 +27,7 @@ BOB_FAILS = (
 @pytest.fixture(scope="module")
 def browser_hub() -> Iterator[RealHub]:
     """The fake scheduler, with bob's jobs failing (this module's own hub)."""
-    problem = hub_prerequisites() or scheduler_problem("fake")
-    if problem:
-        missing(problem)
-    state = shared_state_dir()
-    hub = RealHub(state, backend="fake", private_workdirs=True, extra_config=BOB_FAILS)
-    hub.start()
-    try:
-        yield hub
-    finally:
-        try:
-            for user in ("alice", "bob"):
-                if hub.server(user) is not None:
-                    hub.api("DELETE", f"users/{user}/server")
-                    hub.wait_stopped(user)
-        finally:
-            hub.stop()
-            shutil.rmtree(state, ignore_errors=True)
-            for user in ("alice", "bob"):
-                shutil.rmtree(hub.workdir_base(user), ignore_errors=True)
+    yield from running_hub("fake", BOB_FAILS, private_workdirs=True)
 
 
 def log_in(page: Any, hub: RealHub, user: str) -> None:

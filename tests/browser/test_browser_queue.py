@@ -5,16 +5,13 @@ the job was cancelled (never a blank "Spawn failed:"), and no job is left."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from batchhub.testing import missing
-from batchhub.testing.hub import RealHub, hub_prerequisites, shared_state_dir
-from batchhub.testing.jobs import scheduler_problem
+from batchhub.testing.hub import RealHub, running_hub
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm]
 
@@ -24,30 +21,12 @@ START_TIMEOUT = 40
 @pytest.fixture(scope="module")
 def browser_hub() -> Iterator[RealHub]:
     """Slurm, every job held back an hour (--begin), and a short start_timeout."""
-    problem = hub_prerequisites() or scheduler_problem("slurm")
-    if problem:
-        missing(problem)
-    state = shared_state_dir()
-    hub = RealHub(
-        state,
-        backend="slurm",
+    yield from running_hub(
+        "slurm",
+        f"c.BatchSpawner.start_timeout = {START_TIMEOUT}\n"
+        "c.SlurmBackend.extra_directives = ['--begin=now+1hour']\n",
         private_workdirs=True,
-        extra_config=(
-            f"c.BatchSpawner.start_timeout = {START_TIMEOUT}\n"
-            "c.SlurmBackend.extra_directives = ['--begin=now+1hour']\n"
-        ),
     )
-    hub.start()
-    try:
-        yield hub
-    finally:
-        try:
-            if hub.server("alice") is not None:
-                hub.api("DELETE", "users/alice/server")
-                hub.wait_stopped("alice")
-        finally:
-            hub.stop()
-            shutil.rmtree(state, ignore_errors=True)
 
 
 def test_a_spawn_queued_past_the_timeout_says_why_and_that_the_job_was_cancelled(

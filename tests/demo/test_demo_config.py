@@ -14,6 +14,7 @@ from batchhub import cli
 from batchhub.demo import HubSettings, find_proxy, parse_set, render_config, write_config
 from batchhub.jobs import ConfigError
 from batchhub.plugins import get_registry
+from batchhub.testing import missing
 from batchhub.testing.hub import RealHub, hub_prerequisites
 
 
@@ -106,9 +107,9 @@ def test_without_root_the_hub_runs_as_you_with_no_sudo(tmp_path: Path, monkeypat
     try:
         alice = pwd.getpwnam("alice")
     except KeyError:
-        pytest.skip("no user alice (scripts/create-test-users)")
+        missing("the test user alice (scripts/create-test-users)")
     if find_proxy() is None:
-        pytest.skip("no configurable-http-proxy (scripts/install-web-deps)")
+        missing("configurable-http-proxy (scripts/install-web-deps)")
     monkeypatch.setattr(os, "geteuid", lambda: alice.pw_uid)
     assert "root" in (hub_prerequisites(users=["alice", "bob"]) or "")
     assert hub_prerequisites(users=["alice"]) is None

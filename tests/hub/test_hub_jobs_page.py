@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -18,9 +17,7 @@ import pytest
 import requests
 from test_hub_strays import cancel_as_root, submit_behind_the_hubs_back
 
-from batchhub.testing import missing
-from batchhub.testing.hub import RealHub, hub_prerequisites, login, shared_state_dir
-from batchhub.testing.jobs import scheduler_problem
+from batchhub.testing.hub import RealHub, login, running_hub
 
 pytestmark = pytest.mark.hub
 
@@ -38,28 +35,10 @@ BOB_FAILS = (
 
 @pytest.fixture(scope="module", params=["fake", "slurm"])
 def hub(request: pytest.FixtureRequest) -> Iterator[RealHub]:
-    problem = hub_prerequisites() or scheduler_problem(request.param)
-    if problem:
-        missing(problem)
     extra = BOB_FAILS + f"c.Authenticator.admin_users = {{{ADMIN!r}}}\n"
     extra += f"c.SharedPasswordAuthenticator.admin_password = {ADMIN_PASSWORD!r}\n"
     extra += "c.BatchSpawner.orphan_check_interval = 1\n"
-    state = shared_state_dir()
-    hub = RealHub(state, backend=request.param, extra_config=extra, private_workdirs=True)
-    hub.start()
-    try:
-        yield hub
-    finally:
-        try:
-            for user in ("alice", "bob"):  # never leave a job behind
-                if hub.server(user) is not None:
-                    hub.api("DELETE", f"users/{user}/server")
-                    hub.wait_stopped(user)
-        finally:
-            hub.stop()
-            shutil.rmtree(state, ignore_errors=True)
-            for user in ("alice", "bob"):
-                shutil.rmtree(hub.workdir_base(user), ignore_errors=True)
+    yield from running_hub(request.param, extra, private_workdirs=True)
 
 
 def page(session: requests.Session, hub: RealHub, path: str = "") -> requests.Response:
