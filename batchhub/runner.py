@@ -15,8 +15,9 @@ import os
 import pwd
 import re
 import signal
+import subprocess
 import time
-from asyncio.subprocess import DEVNULL, PIPE
+from subprocess import DEVNULL, PIPE
 from typing import Any
 
 from traitlets import Dict, Float, Int, List, TraitError, Unicode, validate
@@ -191,8 +192,11 @@ class CommandRunner(LoggingConfigurable):
         async with self._slots:
             started = time.monotonic()
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
+                # Popen, not asyncio's subprocess: that one starts a task of
+                # its own to connect the pipes, and when a hub's shutdown
+                # cancels both at once, its clean-up waits forever (3.11)
+                proc = subprocess.Popen(
+                    argv,
                     stdin=PIPE if command.stdin is not None else DEVNULL,
                     stdout=PIPE,
                     stderr=PIPE,
@@ -201,7 +205,10 @@ class CommandRunner(LoggingConfigurable):
                 )
             except OSError as exc:
                 return CommandResult(command, 127, "", f"cannot run {argv[0]}: {exc}", 0.0)
-            out, err, timed_out = await self._communicate(proc, command.stdin, timeout)
+            try:
+                out, err, timed_out = await self._communicate(proc, command.stdin, timeout)
+            finally:
+                self._release(proc)
             duration = time.monotonic() - started
         returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
         result = CommandResult(command, returncode, out, err, duration, timed_out)
@@ -209,44 +216,105 @@ class CommandRunner(LoggingConfigurable):
         return result
 
     async def _communicate(
-        self, proc: asyncio.subprocess.Process, stdin: str | None, timeout: float
+        self, proc: subprocess.Popen[bytes], stdin: str | None, timeout: float
     ) -> tuple[str, str, bool]:
-        async def feed() -> None:
-            if proc.stdin is None:
-                return
+        """The command's output and whether it timed out. The pipes are
+        served by loop callbacks, not tasks, so a cancellation at any point
+        leaves nothing behind to wait for."""
+        loop = asyncio.get_running_loop()
+        output_ended = loop.create_future()
+        kept: dict[int, bytearray] = {
+            pipe.fileno(): bytearray() for pipe in (proc.stdout, proc.stderr) if pipe
+        }
+
+        def readable(fd: int) -> None:
             try:
-                if stdin:
-                    proc.stdin.write(stdin.encode())
-                    await proc.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the program did not read its input: its exit status tells why
-            finally:
-                proc.stdin.close()
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if chunk:
+                kept[fd] += chunk[: max(0, self.max_output_bytes - len(kept[fd]))]
+                return
+            loop.remove_reader(fd)
+            open_fds.discard(fd)
+            if not open_fds and not output_ended.done():
+                output_ended.set_result(None)
 
-        async def collect(stream: asyncio.StreamReader | None) -> bytes:
-            kept = bytearray()
-            if stream is None:
-                return b""
-            while chunk := await stream.read(65536):
-                room = self.max_output_bytes - len(kept)
-                if room > 0:
-                    kept += chunk[:room]
-            return bytes(kept)
+        open_fds = set(kept)
+        for fd in kept:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, readable, fd)
+        if proc.stdin is not None:
+            self._feed(loop, proc.stdin, (stdin or "").encode())
 
-        work = asyncio.gather(feed(), collect(proc.stdout), collect(proc.stderr), proc.wait())
+        async def ended() -> None:
+            await output_ended
+            pause = 0.001
+            while proc.poll() is None:  # its output has ended, so this is short
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 0.05)
+
+        work = asyncio.ensure_future(ended())
         try:
-            _, out, err, _ = await asyncio.wait_for(work, timeout)
-            timed_out = False
-        except asyncio.TimeoutError:
-            await self._end(proc)
-            out, err, timed_out = b"", b"", True
+            # asyncio.wait, not wait_for: before 3.12 wait_for can swallow a
+            # cancellation that arrives as the command ends
+            await asyncio.wait({work}, timeout=timeout)
         except asyncio.CancelledError:
+            work.cancel()
             self._signal_group(proc, signal.SIGTERM)
             self._signal_group(proc, signal.SIGKILL)
+            self._reap_soon(loop, proc)
             raise
-        return out.decode(errors="replace"), err.decode(errors="replace"), timed_out
+        if not work.done():
+            work.cancel()
+            await self._end(proc)
+            return "", "", True
+        out, err = (bytes(kept[pipe.fileno()]) if pipe else b"" for pipe in (proc.stdout, proc.stderr))
+        return out.decode(errors="replace"), err.decode(errors="replace"), False
 
-    async def _end(self, proc: asyncio.subprocess.Process, grace: float = 2.0) -> None:
+    @staticmethod
+    def _feed(loop: asyncio.AbstractEventLoop, pipe: Any, data: bytes) -> None:
+        """Write ``data`` to the program's stdin as it reads, then close it."""
+        fd = pipe.fileno()
+        os.set_blocking(fd, False)
+        rest = memoryview(data)
+
+        def writable() -> None:
+            nonlocal rest
+            try:
+                rest = rest[os.write(fd, rest[:65536]) :] if rest else rest
+            except BlockingIOError:
+                return
+            except OSError:
+                rest = rest[:0]  # it stopped reading: its exit status tells why
+            if not rest:
+                loop.remove_writer(fd)
+                pipe.close()
+
+        loop.add_writer(fd, writable)
+
+    @classmethod
+    def _reap_soon(
+        cls, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], tries: int = 200
+    ) -> None:
+        """Collect a killed command's exit status once it comes, by loop
+        callbacks that a shutdown need not wait for."""
+        if proc.poll() is None and tries > 0:
+            loop.call_later(0.05, cls._reap_soon, loop, proc, tries - 1)
+
+    @staticmethod
+    def _release(proc: subprocess.Popen[bytes]) -> None:
+        """Take the command's pipes off the loop and close them."""
+        loop = asyncio.get_running_loop()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None and not pipe.closed:
+                loop.remove_reader(pipe.fileno())
+                loop.remove_writer(pipe.fileno())
+                pipe.close()
+
+    async def _end(self, proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
         """End a command that overran its timeout, and return within about
         twice ``grace`` whatever it does.
 
@@ -256,15 +324,16 @@ class CommandRunner(LoggingConfigurable):
         SIGKILL for whatever is left of the group that the hub may signal."""
         self._signal_group(proc, signal.SIGTERM)
         for sig in (signal.SIGKILL, None):
-            try:
-                await asyncio.wait_for(proc.wait(), grace)
+            deadline = time.monotonic() + grace
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if proc.returncode is not None:
                 return
-            except asyncio.TimeoutError:
-                if sig is not None:
-                    self._signal_group(proc, sig)
+            if sig is not None:
+                self._signal_group(proc, sig)
         self.log.warning("command pid %s outlived its timeout and a kill; leaving it", proc.pid)
 
     @staticmethod
-    def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)

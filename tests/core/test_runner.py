@@ -109,6 +109,22 @@ async def test_cancelling_a_run_kills_its_process_group(tmp_path: Path) -> None:
     assert await wait_gone(pid)
 
 
+@pytest.mark.parametrize("turns", range(6))
+async def test_a_hub_shutdown_mid_command_ends_every_task(turns: int) -> None:
+    """JupyterHub's shutdown cancels every task of the loop at once, those
+    asyncio made for a command's own pipes included, then waits for them
+    all. A command at any point of its start must let that wait end."""
+    task = asyncio.ensure_future(CommandRunner().run(Command(("sleep", "0.3"))))
+    for _ in range(turns):
+        await asyncio.sleep(0)  # the command part-way through its start
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for other in others:
+        other.cancel()
+    _, pending = await asyncio.wait(others, timeout=5)
+    assert not pending, f"tasks still running 5 s after a cancel: {pending}"
+    assert task.cancelled()
+
+
 async def test_a_missing_program_is_a_result_not_an_exception() -> None:
     runner = CommandRunner()
     for argv in (("batchhub-no-such-program", "x"), ("/nonexistent/bin/qstat",)):
