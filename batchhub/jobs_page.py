@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import shared
 from .events import JobEvent
@@ -61,7 +61,7 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"
 TAIL_BYTES = 4000
 TAIL_LINES = 25
 #: The launcher's line in ``job.times`` (``batchhub.singleuser.times_line``).
-TIMES = re.compile(r"\[batchhub-times start=(\d+) end=(\d+|-)\]")
+TIMES = re.compile(r"\[batchhub-times start=(\d+) end=(\d+|-)(?: nodes=([A-Za-z0-9._,+-]+))?\]")
 #: Seconds before the end at which the page warns.
 WARN_SECONDS = 600
 #: Seconds each read of a job's file may take (a slow home file system).
@@ -91,6 +91,7 @@ class LastJob:
     state: str = ""
     message: str = ""
     failed: str = ""
+    ended: float = 0.0
 
 
 #: (user, server) -> its last job, fed by ``batchhub_job_event``.
@@ -111,6 +112,8 @@ def batchhub_job_event(event: JobEvent) -> None:
     last.message = event.message or last.message
     if event.kind == "failed":
         last.failed = event.message
+    if event.kind in ("failed", "stopped", "cancelled"):
+        last.ended = event.time
 
 
 # --- one server as the page shows it ----------------------------------------------
@@ -134,6 +137,7 @@ class ServerView:
     walltime_s: int = 0
     submitted: str = ""
     started: str = ""
+    ended: str = ""
     ends: str = ""
     left: str = ""
     ends_at: int | None = None
@@ -173,12 +177,21 @@ def time_left(end: float, now: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-def parse_times(text: str) -> tuple[int, int | None] | None:
-    """The job's start and wall-time end from the launcher's line."""
+class LaunchedJob(NamedTuple):
+    """What the launcher's line says of the job."""
+
+    start: int
+    end: int | None  # the wall time's end; None where no limit is known
+    nodes: list[str]  # every node of the job; empty from an older launcher
+
+
+def parse_times(text: str) -> LaunchedJob | None:
+    """The job's start, wall-time end and nodes from the launcher's line."""
     found = TIMES.search(text)
     if found is None:
         return None
-    return int(found.group(1)), (None if found.group(2) == "-" else int(found.group(2)))
+    end = None if found.group(2) == "-" else int(found.group(2))
+    return LaunchedJob(int(found.group(1)), end, found.group(3).split(",") if found.group(3) else [])
 
 
 def last_lines(text: str, lines: int = TAIL_LINES) -> str:
@@ -217,7 +230,9 @@ def describe(spawner: Any, now: float) -> ServerView | None:
     user, server = spawner.user.name, spawner.name
     last = LAST_JOBS.get((user, server))
     if lc.job_id is None and last is None:
-        return None
+        last = remembered_job(spawner)  # ended before this hub process started
+        if last is None:
+            return None
     if lc.job_id is not None and last is not None and last.job_id != lc.job_id:
         last = None  # a job of an earlier hub process: its events are not ours
     phase = lc.phase
@@ -243,12 +258,32 @@ def describe(spawner: Any, now: float) -> ServerView | None:
     if last is not None:
         view.submitted = utc(last.submitted)
         view.started = utc(last.started)
+        view.ended = utc(last.ended) if phase.finished else ""
         if last.started and view.walltime_s:
             view.ends_at = int(last.started + view.walltime_s)
     if view.ready and spawner.server is not None:
         view.url = spawner.user.server_url(server)
     _update_left(view, now)
     return view
+
+
+def remembered_job(spawner: Any) -> LastJob | None:
+    """The server's last job as its saved state remembers it
+    (``BatchSpawner.last_job``), or ``None``."""
+    saved = getattr(spawner, "last_job", None) or {}
+    if not saved.get("job_id"):
+        return None
+    ended = float(saved.get("ended") or 0)
+    failure = str(saved.get("failure") or "")
+    return LastJob(
+        job_id=str(saved["job_id"]),
+        backend=str(saved.get("backend") or ""),
+        submitted=0.0,  # not known: the page leaves it out
+        state=JobState.FAILED.name if failure else "",
+        message=str(saved.get("message") or ""),
+        failed=failure,
+        ended=ended,
+    )
 
 
 def _reason(spawner: Any, lc: Lifecycle) -> str:
@@ -300,7 +335,7 @@ async def read_files(spawner: Any, view: ServerView, now: float) -> None:
     commands = [
         ("tail", "-c", str(TAIL_BYTES), view.error_path),
         ("tail", "-c", str(TAIL_BYTES), view.output_path),
-        ("tail", "-c", "300", f"{workdir}/job.times"),
+        ("tail", "-c", "4096", f"{workdir}/job.times"),
     ]
     results = await asyncio.gather(
         *(runner.run(Command(argv, as_user=user, timeout=READ_TIMEOUT)) for argv in commands),
@@ -312,22 +347,31 @@ async def read_files(spawner: Any, view: ServerView, now: float) -> None:
     view.output_tail = last_lines(output) if output is not None else None
     found = parse_times(times or "")
     last = LAST_JOBS.get((view.user, view.server))
-    if found is not None and (last is None or last.job_id != view.job_id or found[0] >= last.submitted - 60):
-        start, end = found  # (an earlier job's times, left by a job that died before its launcher, are not)
-        view.started = utc(start)
-        view.ends_at = end
+    if found is not None and (
+        last is None or last.job_id != view.job_id or found.start >= last.submitted - 60
+    ):
+        # (an earlier job's times, left by a job that died before its launcher, are not)
+        view.started = utc(found.start)
+        view.ends_at = found.end
+        if len(found.nodes) > 1 or not view.nodes:  # one node: the scheduler's name for it stands
+            view.nodes = found.nodes
         _update_left(view, now)
 
 
 # --- which servers a viewer sees --------------------------------------------------------
 def batch_spawners(users: Iterable[Any]) -> list[Any]:
     """Every loaded BatchSpawner of ``users``, and those whose last job this
-    hub process saw (JupyterHub unloads a server's spawner once it stops
-    cleanly; its last job stays on the page), in name order."""
+    hub process saw or their saved state remembers (JupyterHub unloads a
+    server's spawner once it stops cleanly; its last job stays on the
+    page, after a hub restart too), in name order."""
+    from .spawner import LAST_JOB_KEY
+
     found = []
     for user in users:
+        saved = user.orm_user.orm_spawners
         ended = {server for who, server in LAST_JOBS if who == user.name}
-        for name in sorted(set(user.spawners) | (ended & set(user.orm_user.orm_spawners))):
+        ended |= {name for name, orm_spawner in saved.items() if LAST_JOB_KEY in (orm_spawner.state or {})}
+        for name in sorted(set(user.spawners) | (ended & set(saved))):
             spawner = user.spawners[name]
             if is_batch_spawner(spawner):
                 found.append(spawner)

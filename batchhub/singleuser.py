@@ -86,6 +86,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import socket
 import stat
 import sys
@@ -114,6 +115,12 @@ WALLTIME_ENV = "BATCHHUB_WALLTIME"
 #: Set by the job script: where the launcher writes the start and the end
 #: for the hub's jobs page (``job.times`` in the server's private directory).
 TIMES_FILE_ENV = "BATCHHUB_TIMES_FILE"
+#: Set by the job script: every node of the job, comma-separated.
+NODES_ENV = "BATCHHUB_NODES"
+#: Node names the launcher's line carries: host names only, and no more than
+#: the hub reads back (``tail -c`` of the times file).
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+NODES_MAX_CHARS = 2000
 #: Set by the launcher for the server and everything it runs: when the
 #: scheduler ends the job (seconds since the epoch).
 END_ENV = "BATCHHUB_JOB_END"
@@ -408,13 +415,31 @@ def _utc(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-def times_line(start: int, end: int | None) -> str:
+def job_nodes(environ: Mapping[str, str]) -> list[str]:
+    """The job's nodes as the job script found them, host names only; a
+    list too long for the times line ends with ``+N`` (the nodes left out)."""
+    names = [name for name in environ.get(NODES_ENV, "").split(",") if NODE_NAME.fullmatch(name)]
+    kept: list[str] = []
+    for name in names:
+        if sum(len(n) + 1 for n in kept) + len(name) > NODES_MAX_CHARS:
+            return [*kept, f"+{len(names) - len(kept)}"]
+        kept.append(name)
+    return kept
+
+
+def times_line(start: int, end: int | None, nodes: Sequence[str] = ()) -> str:
     """The line the launcher writes to the job's output file and to its
     times file, which the hub's jobs page reads (the bracketed part, see
     ``batchhub.jobs_page.TIMES``)."""
     ends = f"its wall time ends {_utc(end)}" if end else "no wall-time limit is known"
-    tag = f"[batchhub-times start={start} end={end or '-'}]"
-    return f"batchhub-singleuser: job started {_utc(start)}; {ends} {tag}"
+    if len(nodes) > 4:
+        total = len(nodes) - 1 + int(nodes[-1][1:]) if nodes[-1].startswith("+") else len(nodes)
+        on = f" on {nodes[0]} and {total - 1} other nodes"
+    else:
+        on = f" on {', '.join(nodes)}" if nodes else ""
+    listed = f" nodes={','.join(nodes)}" if nodes else ""
+    tag = f"[batchhub-times start={start} end={end or '-'}{listed}]"
+    return f"batchhub-singleuser: job started {_utc(start)}{on}; {ends} {tag}"
 
 
 def write_times_file(path: str, line: str) -> None:
@@ -597,7 +622,7 @@ def launch(token_file: str | None, command: Sequence[str], *, report_deadline: f
     argv = server_argv(command)
     start, end = job_times(os.environ, time.time())
     if START_ENV in os.environ:  # in a job batchhub's script started: say when it ends
-        line = times_line(start, end)
+        line = times_line(start, end, job_nodes(os.environ))
         print(line, flush=True)  # the job's output file
         write_times_file(os.environ.get(TIMES_FILE_ENV, ""), line)
     config_dir = _make_config_dir()

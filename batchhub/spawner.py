@@ -44,6 +44,9 @@ from .shared import Shared as _Shared  # noqa: F401  (the old name, used by batc
 from .startup_check import check_when_hub_starts
 from .workdir import NAME_MAX, server_dir_name
 
+#: The key of the last finished job in a server's saved state (``last_job``).
+LAST_JOB_KEY = "batchhub_last_job"
+
 #: Deprecated BatchSpawner options and the JobMonitor trait each one sets.
 LEGACY_MONITOR_OPTIONS = {
     "monitor_interval": "interval",
@@ -228,6 +231,17 @@ class BatchSpawner(Spawner):
         #: Word for the user about how the last server ended (a hub restart
         #: cancelled its start), shown atop the form until the next start.
         self._notice = ""
+        #: The last finished job (its id, how it ended), kept across stops
+        #: and hub restarts for the jobs page; see ``last_job``.
+        self._last_job: dict[str, Any] = {}
+
+    @property
+    def last_job(self) -> dict[str, Any]:
+        """The server's last finished job: ``job_id``, ``backend``,
+        ``failure`` ("" when it ended cleanly), ``message`` and ``ended``
+        (seconds since the epoch); empty before any. Saved with the
+        server's state, so it outlives the hub process that saw it end."""
+        return dict(self._last_job)
 
     @property
     def backend_impl(self) -> Backend:
@@ -663,12 +677,16 @@ class BatchSpawner(Spawner):
             state["batchhub"] = self._saved_state
         if self._notice:
             state["batchhub_notice"] = self._notice
+        if self._last_job:
+            state[LAST_JOB_KEY] = self._last_job
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self._saved_state = dict(state.get("batchhub") or {}) or self._adopted_state(state)
         self._notice = str(state.get("batchhub_notice") or "")
+        last = state.get(LAST_JOB_KEY)
+        self._last_job = dict(last) if isinstance(last, dict) else self._last_job
         if self._controller is not None:
             self._controller.load_state(self._saved_state)
 
@@ -694,7 +712,16 @@ class BatchSpawner(Spawner):
         super().clear_state()
         self._saved_state = {}
         if self._controller is not None and self._controller.lifecycle.phase.finished:
-            self._controller.lifecycle = type(self._controller.lifecycle)()
+            ended = self._controller.lifecycle
+            if ended.job_id is not None and ended.job_id != self._last_job.get("job_id"):
+                self._last_job = {
+                    "job_id": ended.job_id,
+                    "backend": self.backend,
+                    "failure": ended.failure if ended.phase is Phase.FAILED else "",
+                    "message": ended.message,
+                    "ended": time.time(),
+                }
+            self._controller.lifecycle = type(ended)()
 
     # --- progress -----------------------------------------------------
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]

@@ -11,13 +11,17 @@ from __future__ import annotations
 import math
 import re
 
-_INT = re.compile(r"\d+")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_MEMORY = re.compile(r"(\d+(?:\.\d+)?)(?:([MGT])(?:I?B)?)?", re.IGNORECASE)
+# ASCII digits only, as schedulers and the form's own script read them:
+# Python's \d and int() would also take "\uff14" or "\u0664" as a 4.
+_INT = re.compile(r"\d+", re.ASCII)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)(?:([MGT])(?:I?B)?)?", re.IGNORECASE | re.ASCII)
 _MEMORY_UNIT_MB = {None: 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-_CLOCK = re.compile(r"(?:(\d{1,3})-)?(\d{1,4}):(\d{2})(?::(\d{2}))?")
-_DAY_HOURS = re.compile(r"(\d{1,3})-(\d{1,2})")
-_UNITS = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?(?:(\d{1,7})s)?", re.IGNORECASE)
+_CLOCK = re.compile(r"(?:(\d{1,3})-)?(\d{1,4}):(\d{2})(?::(\d{2}))?", re.ASCII)
+_DAY_HOURS = re.compile(r"(\d{1,3})-(\d{1,2})", re.ASCII)
+_UNITS = re.compile(
+    r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?(?:(\d{1,7})s)?", re.IGNORECASE | re.ASCII
+)
 
 #: Far beyond any site's limits: a number above one of these is refused as
 #: too large before any arithmetic on it (which could overflow).

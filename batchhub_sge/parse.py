@@ -174,6 +174,10 @@ def _clean_error(message: str) -> str:
     return _QIM_TAIL.sub("", _QIM_PREFIX.sub("", message.strip())).strip()
 
 
+#: The scheduler's note that a queue is not in the job's own ``-q`` list.
+_NOT_ASKED_FOR = re.compile(r"because it is not contained in its hard queue list")
+
+
 def parse_details(text: str, job_ids: Sequence[str]) -> dict[str, str]:
     """Why each job waits or failed, from ``qstat -j ID,... -xml``.
 
@@ -190,6 +194,8 @@ def parse_details(text: str, job_ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, list[str]] = {}
 
     def add(job_id: str, message: str) -> None:
+        if _NOT_ASKED_FOR.search(message):
+            return  # a queue the job did not ask for is not why it waits
         if job_id in wanted and message and message not in found.setdefault(job_id, []):
             found[job_id].append(message)
 

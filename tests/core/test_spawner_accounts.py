@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pwd
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from traitlets.config import Config
@@ -79,13 +80,20 @@ async def test_a_server_name_too_long_for_a_directory_is_refused(sched: FakeSche
     await stop_monitors()
 
 
-async def test_a_spawn_cancelled_by_a_restart_leaves_word_until_the_next_start(sched: FakeScheduler) -> None:
+async def half_started_spawn(workdir: str) -> tuple[dict[str, Any], str]:
+    """The saved state and job id of a spawn that a hub left after its
+    submission (it stopped or crashed before the server started)."""
     before = BatchSpawner(user=StandInUser("alice"), config=config())
     backend = FakeBackend()
-    spec = JobSpec("alice", "", backend.job_name("alice", ""), ResourceRequest(), "/tmp/batchhub-notice-test")
+    spec = JobSpec("alice", "", backend.job_name("alice", ""), ResourceRequest(), workdir)
     job_id = await before.controller.submit(spec, "#!/bin/sh\n" + "\n".join(backend.directives(spec)) + "\n")
     saved = before.get_state()
     await stop_monitors()
+    return saved, job_id
+
+
+async def test_a_spawn_cancelled_by_a_restart_leaves_word_until_the_next_start(sched: FakeScheduler) -> None:
+    saved, job_id = await half_started_spawn("/tmp/batchhub-notice-test")
 
     # the restarted hub's spawner: adopts the half-started job, cancels it on its first poll
     after = BatchSpawner(user=StandInUser("alice"), config=config())
@@ -127,3 +135,26 @@ def test_token_in_the_environment_is_taken_where_the_backend_declares_it_private
     c.BatchSpawner.token_delivery = "env"
     spawner = BatchSpawner(user=StandInUser("alice"), config=c)
     assert spawner.check_config().private_job_env is True
+
+
+async def test_the_last_job_is_remembered_across_a_stop_and_a_restart(sched: FakeScheduler) -> None:
+    """What the jobs page shows of a server whose job ended before this hub
+    process started: the saved state keeps the job's id and how it ended."""
+    saved, job_id = await half_started_spawn("/tmp/batchhub-last-job")
+    assert "batchhub_last_job" not in saved, "nothing has ended yet"
+
+    after = BatchSpawner(user=StandInUser("alice"), config=config())
+    after.load_state(saved)
+    assert await after.poll() is not None  # the half-started job is cancelled: it has ended
+    after.clear_state()  # JupyterHub's stop
+    state = after.get_state()
+    await stop_monitors()
+    assert state["batchhub"]["job_id"] is None, "the job itself is forgotten"
+
+    later = BatchSpawner(user=StandInUser("alice"), config=config())
+    later.load_state(state)
+    remembered = later.last_job
+    assert remembered["job_id"] == job_id and remembered["backend"] == "fake"
+    assert remembered["failure"] == "" and "cancelled" in remembered["message"], "it ended, it did not fail"
+    later.clear_state()  # the next start clears the state again: the last job stays
+    assert later.get_state()["batchhub_last_job"] == remembered

@@ -97,6 +97,22 @@ def test_a_failed_spawn_shows_the_error_tail(hub: RealHub) -> None:
     assert "batchhub/jobs#error-server-bob--default" in failure.text
 
 
+def test_a_failed_job_is_still_shown_after_a_hub_restart(hub: RealHub) -> None:
+    """The failed job of the test before outlives the hub process that saw
+    it fail: the server's saved state remembers it."""
+    bob = login(hub.url, "bob", hub.password)
+    before = text_of(page(bob, hub))
+    job = re.search(r"Job (\S+) \(", before)
+    assert job is not None and "failed" in before, before
+    hub.restart()
+    bob = login(hub.url, "bob", hub.password)
+    shown = text_of(page(bob, hub))
+    assert f"Job {job.group(1)} (" in shown and "failed" in shown, shown
+    assert "bob has no licence for this queue" in shown, "the error file's tail, read after the restart"
+    assert re.search(r"Ended \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown), shown
+    assert hub.wait_ready("alice", timeout=60), "alice's server survived the restart"
+
+
 def test_another_users_jobs_are_refused(hub: RealHub) -> None:
     alice_job = hub.wait_ready("alice")["state"]["batchhub"]["job_id"]
     bob = login(hub.url, "bob", hub.password)
@@ -161,3 +177,30 @@ def test_stop_from_the_page_uses_the_hubs_api(hub: RealHub) -> None:
     r = page(alice, hub)
     assert "ended" in text_of(r)
     assert 'class="btn btn-sm btn-danger batchhub-stop"' not in r.text, "nothing left to stop"
+
+
+@pytest.fixture(scope="module")
+def two_node_hub() -> Iterator[RealHub]:
+    """Real Slurm, whose partition ``multi`` has both nodes of
+    scripts/slurm-up (vm and vm2); users may ask for two nodes there."""
+    extra = (
+        "c.ResourceForm.fields = ['queue', 'nodes', 'cores', 'memory', 'runtime']\n"
+        "c.ResourceForm.queue_choices = ['debug', 'multi']\n"
+        "c.ResourceForm.nodes_max = 2\n"
+    )
+    yield from running_hub("slurm", extra, private_workdirs=True)
+
+
+def test_a_two_node_job_shows_both_nodes(two_node_hub: RealHub) -> None:
+    hub = two_node_hub
+    hub.api("POST", "users", json={"usernames": ["alice"]})
+    options = {**OPTIONS, "queue": "multi", "nodes": "2"}
+    r = hub.api("POST", "users/alice/server", json={"user_options": options})
+    assert r.status_code in (201, 202), r.text
+    state = hub.wait_ready("alice")["state"]["batchhub"]
+    shown = text_of(page(login(hub.url, "alice", hub.password), hub))
+    assert f"Job {state['job_id']} (slurm" in shown, shown
+    assert "Nodes vm, vm2" in shown, shown
+    assert "job started" in shown and "on vm, vm2;" in shown, "the launcher's line names both"
+    hub.api("DELETE", "users/alice/server")
+    hub.wait_stopped("alice")

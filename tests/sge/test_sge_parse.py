@@ -187,6 +187,14 @@ def test_pending_reasons_from_scheduler_messages() -> None:
     assert reasons["8"] == "Job is in hold state"
 
 
+def test_an_overloaded_queue_is_the_reason_not_the_queues_the_job_did_not_ask_for() -> None:
+    backend = SGEBackend()
+    reason = backend.parse_reasons(sample("qstat-j-overloaded"), ["9002"])["9002"]
+    assert reason.startswith('queue instance "busy.q@vm" dropped because it is overloaded'), reason
+    assert "hard queue list" not in reason
+    assert backend.explain_reason(reason).startswith("The cluster is busy: every queue that fits")
+
+
 def test_error_reasons_of_failed_jobs() -> None:
     reasons = SGEBackend().parse_reasons(sample("qstat-j-eqw"), ["9", "10"])
     assert reasons["9"].startswith('can\'t stat() "/root/nope.out" as stdout_path: Permission denied')

@@ -191,6 +191,42 @@ async def test_a_job_bigger_than_the_cluster_waits_with_the_schedulers_reason(
     assert "it asks for gpu=3; gpu=2 is free now" in seen[-1].reason, seen[-1].reason
 
 
+@pytest.fixture
+def overloaded_queue() -> Iterator[str]:
+    """A queue on this host that Grid Engine always finds overloaded: its
+    load threshold (np_load_avg=0) is below any load the host reports."""
+    name = "busy.q"
+    definition = sge("qconf", "-sq", "all.q").stdout
+    assert definition, "all.q is scripts/sge-up's queue"
+    lines = []
+    for line in definition.splitlines():
+        key = line.split(maxsplit=1)[0] if line.strip() else ""
+        replaced = {"qname": name, "load_thresholds": "np_load_avg=0.0", "slots": "1", "pe_list": "NONE"}
+        lines.append(f"{key} {replaced[key]}" if key in replaced else line)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        sge("qconf", "-dq", name)  # left by an interrupted run
+        added = sge("qconf", "-Aq", f.name)
+        assert added.returncode == 0, added
+        yield name
+    finally:
+        os.unlink(f.name)
+        sge("qconf", "-dq", name)
+
+
+async def test_an_overloaded_queue_is_the_cluster_is_busy(
+    backend: SGEBackend, runner: CountingRunner, submit: Callable[..., object], overloaded_queue: str
+) -> None:
+    job_id = await submit("busy", queue=overloaded_queue)  # type: ignore[misc]
+    monitor = JobMonitor(backend, runner)
+    monitor.track(job_id, USER)
+    seen = await until(monitor, job_id, lambda o: "busy" in o.reason, timeout=60)
+    assert seen[-1].state is JobState.PENDING
+    # Grid Engine's 'queue instance "busy.q@vm" dropped because it is overloaded: np_load_avg=...'
+    assert seen[-1].reason.startswith("The cluster is busy: every queue that fits your request"), seen[-1]
+
+
 async def test_a_held_job_is_held(
     backend: SGEBackend, runner: CountingRunner, submit: Callable[..., object]
 ) -> None:

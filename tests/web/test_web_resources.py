@@ -190,6 +190,24 @@ def test_refusals_name_field_value_and_range(raw, field, words):
     assert isinstance(info.value, BatchhubError)
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"cores": "\uff14"}, "cores"),  # fullwidth 4
+        ({"cores": "\u0664"}, "cores"),  # Arabic-Indic 4
+        ({"memory": "\uff14G"}, "memory"),
+        ({"runtime": "\u0662h"}, "runtime"),
+        ({"runtime": "\uff11:\uff13\uff10"}, "runtime"),
+    ],
+)
+def test_only_ascii_digits_are_numbers(raw, field):
+    """The form's own script (its core-hours line) reads only 0-9: so does
+    the server, rather than start a job the page had no figure for."""
+    with pytest.raises(OptionsError) as info:
+        parse_options(site(), raw)
+    assert info.value.field == field
+
+
 @pytest.mark.parametrize("value", ["4G\n", "4G\r\nX", "\t4G", "4G\x00"])
 def test_control_characters_refused_and_shown_visibly(value):
     with pytest.raises(OptionsError, match="control characters") as info:
