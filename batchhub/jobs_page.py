@@ -37,6 +37,7 @@ escaped by the hub's jinja environment (autoescape).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -52,6 +53,8 @@ from .jobs import Command, JobState
 from .lifecycle import Lifecycle, Phase
 from .units import format_memory, format_runtime
 
+log = logging.getLogger("batchhub.jobs_page")
+
 #: Routes under the hub's prefix: ``/hub/batchhub/jobs`` and ``/hub/batchhub/jobs/<user>``.
 ROUTE = r"/batchhub/jobs"
 USER_ROUTE = r"/batchhub/jobs/([^/]+)"
@@ -61,7 +64,7 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"
 TAIL_BYTES = 4000
 TAIL_LINES = 25
 #: The launcher's line in ``job.times`` (``batchhub.singleuser.times_line``).
-TIMES = re.compile(r"\[batchhub-times start=(\d+) end=(\d+|-)(?: nodes=([A-Za-z0-9._,+-]+))?\]")
+TIMES = re.compile(r"\[batchhub-times start=(\d{1,11}) end=(\d{1,11}|-)(?: nodes=([A-Za-z0-9._,+-]+))?\]")
 #: Seconds before the end at which the page warns.
 WARN_SECONDS = 600
 #: Seconds each read of a job's file may take (a slow home file system).
@@ -163,7 +166,17 @@ class ServerView:
 
 
 def utc(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else ""
+    """The time in words, or "" for none (or one no clock could show)."""
+    if not epoch or not 0 < epoch < 1e11:  # NaN too: a saved state is not to be trusted
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def shown_nodes(nodes: list[str]) -> list[str]:
+    """The nodes as the page lists them: ``+N`` (left out of a long list) in words."""
+    if nodes and nodes[-1].startswith("+"):
+        return [*nodes[:-1], f"and {nodes[-1][1:]} more"]
+    return nodes
 
 
 def time_left(end: float, now: float) -> str:
@@ -271,9 +284,10 @@ def remembered_job(spawner: Any) -> LastJob | None:
     """The server's last job as its saved state remembers it
     (``BatchSpawner.last_job``), or ``None``."""
     saved = getattr(spawner, "last_job", None) or {}
-    if not saved.get("job_id"):
+    if not isinstance(saved, dict) or not saved.get("job_id"):
         return None
-    ended = float(saved.get("ended") or 0)
+    ended = saved.get("ended")
+    ended = float(ended) if isinstance(ended, (int, float)) and not isinstance(ended, bool) else 0.0
     failure = str(saved.get("failure") or "")
     return LastJob(
         job_id=str(saved["job_id"]),
@@ -354,23 +368,26 @@ async def read_files(spawner: Any, view: ServerView, now: float) -> None:
         view.started = utc(found.start)
         view.ends_at = found.end
         if len(found.nodes) > 1 or not view.nodes:  # one node: the scheduler's name for it stands
-            view.nodes = found.nodes
+            view.nodes = shown_nodes(found.nodes)
         _update_left(view, now)
 
 
 # --- which servers a viewer sees --------------------------------------------------------
-def batch_spawners(users: Iterable[Any]) -> list[Any]:
+def batch_spawners(users: Iterable[Any], *, remembered: bool = True) -> list[Any]:
     """Every loaded BatchSpawner of ``users``, and those whose last job this
-    hub process saw or their saved state remembers (JupyterHub unloads a
-    server's spawner once it stops cleanly; its last job stays on the
-    page, after a hub restart too), in name order."""
+    hub process saw (JupyterHub unloads a server's spawner once it stops
+    cleanly; its last job stays on the page), in name order. With
+    ``remembered``, also those whose saved state remembers a job that
+    ended before this hub process started: loading those costs a spawner
+    each, so the every-user table leaves them out."""
     from .spawner import LAST_JOB_KEY
 
     found = []
     for user in users:
         saved = user.orm_user.orm_spawners
         ended = {server for who, server in LAST_JOBS if who == user.name}
-        ended |= {name for name, orm_spawner in saved.items() if LAST_JOB_KEY in (orm_spawner.state or {})}
+        if remembered:
+            ended |= {name for name, orm in saved.items() if LAST_JOB_KEY in (orm.state or {})}
         for name in sorted(set(user.spawners) | (ended & set(saved))):
             spawner = user.spawners[name]
             if is_batch_spawner(spawner):
@@ -380,10 +397,27 @@ def batch_spawners(users: Iterable[Any]) -> list[Any]:
 
 async def server_views(spawners: Iterable[Any], *, read: bool) -> list[ServerView]:
     now = time.time()
-    pairs = [(s, v) for s in spawners if (v := describe(s, now)) is not None]
+    pairs = [(s, v) for s in spawners if (v := _described(s, now)) is not None]
     if read:
-        await asyncio.gather(*(read_files(s, v, now) for s, v in pairs))
+        await asyncio.gather(*(_read(s, v, now) for s, v in pairs))
     return [view for _, view in pairs]
+
+
+def _described(spawner: Any, now: float) -> ServerView | None:
+    """``describe``, or ``None`` (logged) for a server it cannot describe:
+    one odd server never takes the page down for every other."""
+    try:
+        return describe(spawner, now)
+    except Exception:
+        log.exception("the jobs page cannot describe the server of %r", spawner)
+        return None
+
+
+async def _read(spawner: Any, view: ServerView, now: float) -> None:
+    try:
+        await read_files(spawner, view, now)
+    except Exception:
+        log.exception("the jobs page cannot read the files of %s's server %r", view.user, view.server)
 
 
 @dataclass
@@ -437,7 +471,7 @@ def _handler_class() -> type:
             orphans: list[OrphanView] = []
             if is_admin and for_user is None:
                 users = [self.users[orm_user] for orm_user in self.db.query(orm.User)]
-                everyone = await server_views(batch_spawners(users), read=False)
+                everyone = await server_views(batch_spawners(users, remembered=False), read=False)
                 orphans = orphan_report()
             html = await self.render_template(
                 "batchhub-jobs.html",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pwd
 import re
@@ -252,7 +253,7 @@ class CommandRunner(LoggingConfigurable):
         async def ended() -> None:
             await output_ended
             pause = 0.001
-            while proc.poll() is None:  # its output has ended, so this is short
+            while self._exit_status(proc) is None:  # its output has ended, so this is short
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, 0.05)
 
@@ -261,16 +262,18 @@ class CommandRunner(LoggingConfigurable):
             # asyncio.wait, not wait_for: before 3.12 wait_for can swallow a
             # cancellation that arrives as the command ends
             await asyncio.wait({work}, timeout=timeout)
+            if work.cancelled():  # a shutdown's cancel-all reached it first
+                raise asyncio.CancelledError
+            if not work.done():
+                work.cancel()
+                await self._end(proc)
+                return "", "", True
         except asyncio.CancelledError:
             work.cancel()
             self._signal_group(proc, signal.SIGTERM)
             self._signal_group(proc, signal.SIGKILL)
             self._reap_soon(loop, proc)
             raise
-        if not work.done():
-            work.cancel()
-            await self._end(proc)
-            return "", "", True
         out, err = (bytes(kept[pipe.fileno()]) if pipe else b"" for pipe in (proc.stdout, proc.stderr))
         return out.decode(errors="replace"), err.decode(errors="replace"), False
 
@@ -295,13 +298,32 @@ class CommandRunner(LoggingConfigurable):
 
         loop.add_writer(fd, writable)
 
+    @staticmethod
+    def _exit_status(proc: subprocess.Popen[bytes]) -> int | None:
+        """The command's exit status once it has exited, else ``None``.
+
+        Not ``Popen.poll``: that takes a child someone else reaped for a
+        success (0). Here that is 255, as asyncio's child watcher says."""
+        if proc.returncode is None:
+            try:
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                logging.getLogger(__name__).warning(
+                    "the exit status of pid %s was lost; taking 255", proc.pid
+                )
+                proc.returncode = 255
+            else:
+                if pid != 0:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+        return proc.returncode
+
     @classmethod
     def _reap_soon(
         cls, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], tries: int = 200
     ) -> None:
         """Collect a killed command's exit status once it comes, by loop
         callbacks that a shutdown need not wait for."""
-        if proc.poll() is None and tries > 0:
+        if cls._exit_status(proc) is None and tries > 0:
             loop.call_later(0.05, cls._reap_soon, loop, proc, tries - 1)
 
     @staticmethod
@@ -325,7 +347,7 @@ class CommandRunner(LoggingConfigurable):
         self._signal_group(proc, signal.SIGTERM)
         for sig in (signal.SIGKILL, None):
             deadline = time.monotonic() + grace
-            while proc.poll() is None and time.monotonic() < deadline:
+            while self._exit_status(proc) is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             if proc.returncode is not None:
                 return

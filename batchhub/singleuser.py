@@ -416,9 +416,13 @@ def _utc(epoch: int) -> str:
 
 
 def job_nodes(environ: Mapping[str, str]) -> list[str]:
-    """The job's nodes as the job script found them, host names only; a
-    list too long for the times line ends with ``+N`` (the nodes left out)."""
-    names = [name for name in environ.get(NODES_ENV, "").split(",") if NODE_NAME.fullmatch(name)]
+    """The job's nodes as the job script found them, or none when one of
+    them is not a plain host name (Slurm's compressed ``cn[3-4]``, where
+    ``scontrol`` was missing): a part of the list is never shown as all of
+    it. A list too long for the times line ends with ``+N`` (the nodes left out)."""
+    names = [name for name in environ.get(NODES_ENV, "").split(",") if name]
+    if not all(NODE_NAME.fullmatch(name) for name in names):
+        return []
     kept: list[str] = []
     for name in names:
         if sum(len(n) + 1 for n in kept) + len(name) > NODES_MAX_CHARS:

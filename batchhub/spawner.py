@@ -46,6 +46,8 @@ from .workdir import NAME_MAX, server_dir_name
 
 #: The key of the last finished job in a server's saved state (``last_job``).
 LAST_JOB_KEY = "batchhub_last_job"
+#: Job events that mean the job has ended.
+ENDED_KINDS = ("stopped", "failed", "cancelled")
 
 #: Deprecated BatchSpawner options and the JobMonitor trait each one sets.
 LEGACY_MONITOR_OPTIONS = {
@@ -234,6 +236,7 @@ class BatchSpawner(Spawner):
         #: The last finished job (its id, how it ended), kept across stops
         #: and hub restarts for the jobs page; see ``last_job``.
         self._last_job: dict[str, Any] = {}
+        self._ended_at: float | None = None  # when this process saw the job end
 
     @property
     def last_job(self) -> dict[str, Any]:
@@ -329,6 +332,8 @@ class BatchSpawner(Spawner):
             "batchhub %s job %s for %s: %s", event.kind, event.job_id, self._log_name, event.message
         )
         self._progress.note_event(event, self.controller.lifecycle)
+        if event.kind in ENDED_KINDS:
+            self._ended_at = event.time
         get_registry().hook.batchhub_job_event(event=event)
 
     # --- the form -----------------------------------------------------
@@ -719,8 +724,9 @@ class BatchSpawner(Spawner):
                     "backend": self.backend,
                     "failure": ended.failure if ended.phase is Phase.FAILED else "",
                     "message": ended.message,
-                    "ended": time.time(),
+                    "ended": self._ended_at or time.time(),
                 }
+            self._ended_at = None
             self._controller.lifecycle = type(ended)()
 
     # --- progress -----------------------------------------------------

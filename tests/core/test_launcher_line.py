@@ -23,9 +23,10 @@ def test_a_line_without_nodes_or_an_end_still_reads() -> None:
     assert parse_times("[batchhub-times start=5 end=9]") == (5, 9, [])
 
 
-def test_only_host_names_are_carried() -> None:
-    environ = {"BATCHHUB_NODES": "vm,vm2;touch /tmp/x,$(id),../etc,,-flag,vm3"}
-    assert job_nodes(environ) == ["vm", "vm3"]
+def test_a_list_with_anything_but_host_names_is_not_carried() -> None:
+    assert job_nodes({"BATCHHUB_NODES": "vm,vm2,"}) == ["vm", "vm2"]
+    for odd in ("vm,vm2;touch /tmp/x", "vm,$(id)", "../etc", "vm,-flag", "cn1,cn[3-4],y"):
+        assert job_nodes({"BATCHHUB_NODES": odd}) == [], odd  # never a part shown as the whole
     assert job_nodes({}) == []
 
 

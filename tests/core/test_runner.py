@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -123,6 +124,33 @@ async def test_a_hub_shutdown_mid_command_ends_every_task(turns: int) -> None:
     _, pending = await asyncio.wait(others, timeout=5)
     assert not pending, f"tasks still running 5 s after a cancel: {pending}"
     assert task.cancelled()
+
+
+async def test_a_cancel_while_a_timed_out_command_is_ended_still_kills_it(tmp_path: Path) -> None:
+    """A command that ignores SIGTERM, past its timeout, as a hub's shutdown
+    cancels the run in the grace before SIGKILL: it is killed all the same."""
+    pidfile = tmp_path / "pid"
+    script = 'trap "" TERM; echo $$ > "$1"; while :; do sleep 0.1; done'
+    command = Command(("sh", "-c", script, "sh", str(pidfile)), timeout=0.3)
+    task = asyncio.ensure_future(CommandRunner().run(command))
+    await asyncio.sleep(1.0)  # past the timeout: SIGTERM sent, SIGKILL 2 s later
+    assert not task.done()
+    pid = int(pidfile.read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_gone(pid, within=1.5), "the command outlived the cancel"
+
+
+async def test_an_exit_status_someone_else_collected_is_never_a_success() -> None:
+    """With SIGCHLD ignored the kernel reaps children itself: the exit
+    status is lost, and a lost status must not read as 0."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        result = await CommandRunner().run(Command(("sh", "-c", "exit 3")))
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert result.returncode == 255 and not result.ok
 
 
 async def test_a_missing_program_is_a_result_not_an_exception() -> None:
