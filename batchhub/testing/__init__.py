@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 
 import pytest
 
@@ -22,3 +23,14 @@ def missing(what: str) -> None:
     if require_real():
         pytest.fail(f"{message} and {REQUIRE_REAL_ENV} is set: start it (see README) or unset the variable")
     pytest.skip(message)
+
+
+def need_root_and_user(user: str, why: str) -> None:
+    """``missing`` unless this runs as root and ``user`` has an account:
+    what a test needs to submit jobs as that user."""
+    if os.geteuid() != 0:
+        missing(f"root, {why}")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        missing(f"the test user {user} (scripts/create-test-users)")

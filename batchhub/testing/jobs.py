@@ -7,8 +7,11 @@ check what batchhub did rather than what batchhub believes.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,16 @@ def files_containing(root: Path, needle: str) -> list[str]:
             except OSError:
                 continue
     return found
+
+
+@contextlib.contextmanager
+def private_workdir(user: str, prefix: str = "batchhub-test-") -> Iterator[str]:
+    """A directory that only ``user`` may enter, as the spawner makes one per
+    server, for a job submitted as that user; removed afterwards. Run as root."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        shutil.chown(path, user, user)
+        os.chmod(path, 0o700)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

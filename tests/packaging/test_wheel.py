@@ -161,7 +161,8 @@ def test_the_installed_package_is_the_wheel(installed: Installed) -> None:
     names = set(files.stdout.split())
     for needed in ("templates/default.sh.j2", "templates/form.html.j2", "py.typed"):
         assert f"batchhub/{needed}" in names, f"batchhub/{needed} is not in the wheel"
-    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), "the licence is not in the wheel"
+    licence = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+    assert licence, "the licence is not in the wheel"
     # every file of the packages in the checkout, templates and data too, is in the wheel
     packages = [path.name for path in REPO.glob("batchhub*") if (path / "__init__.py").is_file()]
     tracked = subprocess.run(

@@ -31,6 +31,7 @@ from batchhub.jobs import (
 from batchhub.monitor import JobMonitor
 from batchhub.runner import CommandRunner
 from batchhub.testing import missing
+from batchhub.testing.jobs import private_workdir
 from batchhub_sge.backend import SGEBackend
 
 pytestmark = pytest.mark.sge
@@ -94,11 +95,8 @@ def runner() -> CountingRunner:
 
 @pytest.fixture
 def workdir() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="batchhub-sge-test-")
-    shutil.chown(path, USER, USER)
-    os.chmod(path, 0o700)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with private_workdir(USER, "batchhub-sge-test-") as path:
+        yield path
 
 
 @pytest.fixture

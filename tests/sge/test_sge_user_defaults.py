@@ -17,11 +17,9 @@ submitting it; a held job is inspected with ``qstat -j`` and deleted.
 from __future__ import annotations
 
 import contextlib
-import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +29,8 @@ import pytest
 from batchhub.jobs import Command, ConfigError, JobSpec, ResourceRequest
 from batchhub.runner import CommandRunner
 from batchhub.template import render_job_script
-from batchhub.testing import missing
+from batchhub.testing import missing, need_root_and_user
+from batchhub.testing.jobs import private_workdir
 from batchhub_sge.backend import SGEBackend
 
 SGE_ENV = {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
@@ -90,12 +89,9 @@ def test_extra_directives_cannot_clear_the_hubs_own_options() -> None:
 
 @pytest.fixture
 def real_sge() -> None:
-    if os.geteuid() != 0 or shutil.which("qstat") is None or sge("qstat", "-u", "*").returncode != 0:
+    if shutil.which("qstat") is None or sge("qstat", "-u", "*").returncode != 0:
         missing("Son of Grid Engine (run scripts/sge-up as root)")
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        missing(f"the test user {USER}")
+    need_root_and_user(USER, "to submit jobs as alice (Grid Engine tests)")
 
 
 @pytest.fixture
@@ -111,11 +107,8 @@ def runner(real_sge: None) -> CommandRunner:
 
 @pytest.fixture
 def workdir(real_sge: None) -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="batchhub-sge-defaults-")
-    shutil.chown(path, USER, USER)
-    os.chmod(path, 0o700)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with private_workdir(USER, "batchhub-sge-defaults-") as path:
+        yield path
 
 
 @contextlib.contextmanager

@@ -8,15 +8,12 @@ up); every test cancels its jobs, also when it fails.
 from __future__ import annotations
 
 import asyncio
-import os
 import pwd
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +30,6 @@ from batchhub.jobs import (
 from batchhub.monitor import JobMonitor
 from batchhub.runner import CommandRunner
 from batchhub.template import render_job_script
-from batchhub.testing import missing
 from batchhub_slurm.backend import SlurmBackend
 
 pytestmark = pytest.mark.slurm
@@ -41,21 +37,6 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname().split(".")[0]
 USER = "alice"
-
-
-def slurm_answers() -> bool:
-    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
-        return False
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
-    return ping.returncode == 0 and "UP" in ping.stdout
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    if not slurm_answers():
-        missing("Slurm (run scripts/slurm-up)")
-    if os.geteuid() != 0:
-        missing("root, to run jobs as alice and restart slurmctld (Slurm tests)")
 
 
 class CountingRunner:
@@ -75,25 +56,6 @@ class CountingRunner:
 @pytest.fixture
 def runner(slurm: None) -> CountingRunner:
     return CountingRunner()
-
-
-@pytest.fixture
-def workdir(slurm: None) -> Iterator[str]:
-    """A private directory of alice's, as the spawner makes per server."""
-    path = tempfile.mkdtemp(prefix="batchhub-slurm-")
-    shutil.chown(path, USER, USER)
-    os.chmod(path, 0o700)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def jobs(slurm: None) -> Iterator[list[str]]:
-    """Ids submitted by a test; all cancelled at the end whatever happens."""
-    ids: list[str] = []
-    yield ids
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
 
 
 Submit = Callable[..., Awaitable[str]]

@@ -13,20 +13,15 @@ exactly the environment it is given. Every job is held and cancelled.
 from __future__ import annotations
 
 import os
-import pwd
 import re
-import shutil
 import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from batchhub.jobs import JobSpec, ResourceRequest
 from batchhub.runner import CommandRunner
 from batchhub.template import render_job_script
-from batchhub.testing import missing
 from batchhub_slurm.backend import SlurmBackend
 
 pytestmark = pytest.mark.slurm
@@ -46,38 +41,6 @@ def hostile_env(tag: str, workdir: str) -> dict[str, str]:
         "SBATCH_OUTPUT": f"{workdir}/evil.out",
         "SBATCH_EXPORT": "ALL",
     }
-
-
-@pytest.fixture(scope="module")
-def slurm() -> None:
-    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
-        missing("Slurm (run scripts/slurm-up)")
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
-    if ping.returncode != 0 or "UP" not in ping.stdout:
-        missing("Slurm (run scripts/slurm-up)")
-    if os.geteuid() != 0:
-        missing("root, to run jobs as alice (Slurm tests)")
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        missing(f"the test user {USER}")
-
-
-@pytest.fixture
-def workdir(slurm: None) -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="batchhub-slurm-defaults-")
-    shutil.chown(path, USER, USER)
-    os.chmod(path, 0o700)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def jobs(slurm: None) -> Iterator[list[str]]:
-    ids: list[str] = []
-    yield ids
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True, timeout=30)
 
 
 def show_job(job_id: str) -> dict[str, str]:
