@@ -91,8 +91,6 @@ class LastJob:
     backend: str
     submitted: float
     started: float | None = None
-    state: str = ""
-    message: str = ""
     failed: str = ""
     ended: float = 0.0
 
@@ -111,8 +109,6 @@ def batchhub_job_event(event: JobEvent) -> None:
         last = LAST_JOBS[key] = LastJob(event.job_id, event.backend, event.time)
     if last.started is None and (event.state == JobState.RUNNING.name or event.kind == "ready"):
         last.started = event.time
-    last.state = event.state or last.state
-    last.message = event.message or last.message
     if event.kind == "failed":
         last.failed = event.message
     if event.kind in ("failed", "stopped", "cancelled"):
@@ -293,8 +289,6 @@ def remembered_job(spawner: Any) -> LastJob | None:
         job_id=str(saved["job_id"]),
         backend=str(saved.get("backend") or ""),
         submitted=0.0,  # not known: the page leaves it out
-        state=JobState.FAILED.name if failure else "",
-        message=str(saved.get("message") or ""),
         failed=failure,
         ended=ended,
     )

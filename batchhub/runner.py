@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import pwd
 import re
@@ -252,10 +253,7 @@ class CommandRunner(LoggingConfigurable):
 
         async def ended() -> None:
             await output_ended
-            pause = 0.001
-            while self._exit_status(proc) is None:  # its output has ended, so this is short
-                await asyncio.sleep(pause)
-                pause = min(2 * pause, 0.05)
+            await self._exited(proc)  # its output has ended, so this is short
 
         work = asyncio.ensure_future(ended())
         try:
@@ -318,6 +316,18 @@ class CommandRunner(LoggingConfigurable):
         return proc.returncode
 
     @classmethod
+    async def _exited(cls, proc: subprocess.Popen[bytes], within: float = math.inf) -> bool:
+        """Wait for the command to exit, at most ``within`` seconds; whether it did."""
+        deadline = time.monotonic() + within
+        pause = 0.001
+        while cls._exit_status(proc) is None:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        return True
+
+    @classmethod
     def _reap_soon(
         cls, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], tries: int = 200
     ) -> None:
@@ -346,10 +356,7 @@ class CommandRunner(LoggingConfigurable):
         SIGKILL for whatever is left of the group that the hub may signal."""
         self._signal_group(proc, signal.SIGTERM)
         for sig in (signal.SIGKILL, None):
-            deadline = time.monotonic() + grace
-            while self._exit_status(proc) is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            if proc.returncode is not None:
+            if await self._exited(proc, within=grace):
                 return
             if sig is not None:
                 self._signal_group(proc, sig)
